@@ -1,0 +1,155 @@
+#include "services/common/kafka/consumer.h"
+
+#include <librdkafka/rdkafka.h>
+#include <librdkafka/rdkafkacpp.h>
+
+#include "absl/strings/str_cat.h"
+#include "services/common/kafka/kafka_config.h"
+#include "services/common/log.h"
+
+namespace casebridge::kafka {
+namespace {
+
+class KafkaConsumer final : public Consumer {
+ public:
+  explicit KafkaConsumer(std::unique_ptr<RdKafka::KafkaConsumer> consumer)
+      : consumer_(std::move(consumer)) {}
+  ~KafkaConsumer() override { Close(); }
+
+  std::optional<Record> Poll(absl::Duration timeout) override {
+    std::unique_ptr<RdKafka::Message> message(
+        consumer_->consume(static_cast<int>(absl::ToInt64Milliseconds(timeout))));
+    if (message == nullptr) return std::nullopt;
+    switch (message->err()) {
+      case RdKafka::ERR_NO_ERROR:
+        break;
+      case RdKafka::ERR__TIMED_OUT:
+      case RdKafka::ERR__PARTITION_EOF:
+        return std::nullopt;
+      default:
+        LogWarning("kafka consume error", {{"error", message->errstr()}});
+        return std::nullopt;
+    }
+    Record record;
+    record.topic = message->topic_name();
+    record.partition = message->partition();
+    record.offset = message->offset();
+    if (message->key() != nullptr) record.key = *message->key();
+    if (message->payload() != nullptr) {
+      record.value.assign(static_cast<const char*>(message->payload()), message->len());
+    }
+    if (RdKafka::Headers* headers = message->headers(); headers != nullptr) {
+      for (const RdKafka::Headers::Header& header : headers->get_all()) {
+        record.headers.push_back(
+            {header.key(), header.value() != nullptr
+                               ? std::string(static_cast<const char*>(header.value()),
+                                             header.value_size())
+                               : std::string()});
+      }
+    }
+    return record;
+  }
+
+  absl::Status Commit(const Record& record) override {
+    std::unique_ptr<RdKafka::TopicPartition> position(
+        RdKafka::TopicPartition::create(record.topic, record.partition, record.offset + 1));
+    std::vector<RdKafka::TopicPartition*> offsets = {position.get()};
+    const RdKafka::ErrorCode code = consumer_->commitSync(offsets);
+    if (code != RdKafka::ERR_NO_ERROR) {
+      return absl::UnavailableError(absl::StrCat("kafka commit: ", RdKafka::err2str(code)));
+    }
+    return absl::OkStatus();
+  }
+
+  void Close() override {
+    if (!closed_) {
+      consumer_->close();
+      closed_ = true;
+    }
+  }
+
+ private:
+  std::unique_ptr<RdKafka::KafkaConsumer> consumer_;
+  bool closed_ = false;
+};
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<Consumer>> NewKafkaConsumer(
+    const casebridge::config::v1::KafkaConfig& config, const std::string& group,
+    const std::vector<std::string>& topics) {
+  if (absl::Status status = ValidateKafkaConfig(config); !status.ok()) return status;
+  std::unique_ptr<RdKafka::Conf> conf(RdKafka::Conf::create(RdKafka::Conf::CONF_GLOBAL));
+  std::string error;
+  std::map<std::string, std::string> properties = ClientProperties(config);
+  properties["group.id"] = group;
+  properties["enable.auto.commit"] = "false";
+  properties["enable.auto.offset.store"] = "false";
+  properties.try_emplace("auto.offset.reset", "earliest");
+  properties.try_emplace("topic.metadata.refresh.interval.ms", "2000");
+  for (const auto& [key, value] : properties) {
+    if (conf->set(key, value, error) != RdKafka::Conf::CONF_OK) {
+      return absl::InvalidArgumentError(absl::StrCat("kafka.properties.", key, ": ", error));
+    }
+  }
+  std::unique_ptr<RdKafka::KafkaConsumer> consumer(RdKafka::KafkaConsumer::create(conf.get(), error));
+  if (consumer == nullptr) return absl::InvalidArgumentError(absl::StrCat("kafka: ", error));
+  if (RdKafka::ErrorCode code = consumer->subscribe(topics); code != RdKafka::ERR_NO_ERROR) {
+    return absl::InvalidArgumentError(absl::StrCat("kafka subscribe: ", RdKafka::err2str(code)));
+  }
+  return std::unique_ptr<Consumer>(new KafkaConsumer(std::move(consumer)));
+}
+
+absl::Status EnsureTopics(const casebridge::config::v1::KafkaConfig& config,
+                          const std::vector<std::string>& topics, int partitions,
+                          int replication_factor) {
+  if (topics.empty()) return absl::OkStatus();
+  char error[512];
+  rd_kafka_conf_t* conf = rd_kafka_conf_new();
+  for (const auto& [key, value] : ClientProperties(config)) {
+    if (rd_kafka_conf_set(conf, key.c_str(), value.c_str(), error, sizeof error) !=
+        RD_KAFKA_CONF_OK) {
+      rd_kafka_conf_destroy(conf);
+      return absl::InvalidArgumentError(absl::StrCat("kafka.properties.", key, ": ", error));
+    }
+  }
+  rd_kafka_t* admin = rd_kafka_new(RD_KAFKA_PRODUCER, conf, error, sizeof error);
+  if (admin == nullptr) return absl::InvalidArgumentError(absl::StrCat("kafka: ", error));
+  std::vector<rd_kafka_NewTopic_t*> new_topics;
+  for (const std::string& topic : topics) {
+    new_topics.push_back(
+        rd_kafka_NewTopic_new(topic.c_str(), partitions, replication_factor, error, sizeof error));
+  }
+  rd_kafka_queue_t* queue = rd_kafka_queue_new(admin);
+  rd_kafka_AdminOptions_t* options = rd_kafka_AdminOptions_new(admin, RD_KAFKA_ADMIN_OP_CREATETOPICS);
+  rd_kafka_AdminOptions_set_operation_timeout(options, 10000, error, sizeof error);
+  rd_kafka_CreateTopics(admin, new_topics.data(), new_topics.size(), options, queue);
+  absl::Status status = absl::OkStatus();
+  rd_kafka_event_t* event = rd_kafka_queue_poll(queue, 20000);
+  if (event == nullptr) {
+    status = absl::UnavailableError("kafka: creating topics timed out");
+  } else if (rd_kafka_event_error(event) != RD_KAFKA_RESP_ERR_NO_ERROR) {
+    status = absl::UnavailableError(
+        absl::StrCat("kafka: creating topics: ", rd_kafka_event_error_string(event)));
+  } else {
+    size_t count = 0;
+    const rd_kafka_topic_result_t** results =
+        rd_kafka_CreateTopics_result_topics(rd_kafka_event_CreateTopics_result(event), &count);
+    for (size_t i = 0; i < count; ++i) {
+      const rd_kafka_resp_err_t err = rd_kafka_topic_result_error(results[i]);
+      if (err != RD_KAFKA_RESP_ERR_NO_ERROR && err != RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS) {
+        status = absl::UnavailableError(absl::StrCat("kafka: creating topic ",
+                                                     rd_kafka_topic_result_name(results[i]), ": ",
+                                                     rd_kafka_err2str(err)));
+      }
+    }
+  }
+  if (event != nullptr) rd_kafka_event_destroy(event);
+  rd_kafka_AdminOptions_destroy(options);
+  rd_kafka_queue_destroy(queue);
+  for (rd_kafka_NewTopic_t* topic : new_topics) rd_kafka_NewTopic_destroy(topic);
+  rd_kafka_destroy(admin);
+  return status;
+}
+
+}  // namespace casebridge::kafka

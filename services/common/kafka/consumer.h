@@ -1,0 +1,46 @@
+// Consuming records from Kafka in a consumer group, with manual commits:
+// a record's offset is committed only after the caller has made its effect
+// durable, so a crash re-delivers rather than loses.
+#pragma once
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "casebridge/config/v1/config.pb.h"
+#include "services/common/kafka/record.h"
+
+namespace casebridge::kafka {
+
+// Thread safety: not safe for concurrent use; one thread polls and commits.
+class Consumer {
+ public:
+  virtual ~Consumer() = default;
+
+  // Waits up to `timeout` for the next record. Returns std::nullopt when
+  // none arrived; logs and skips transient consumer errors.
+  virtual std::optional<Record> Poll(absl::Duration timeout) = 0;
+
+  // Commits everything up to and including `record` on its partition.
+  virtual absl::Status Commit(const Record& record) = 0;
+
+  // Leaves the group cleanly (commits nothing further).
+  virtual void Close() = 0;
+};
+
+// Creates a consumer in `group` subscribed to `topics`, starting from the
+// earliest offset when the group has no commit. Auto-commit is off.
+absl::StatusOr<std::unique_ptr<Consumer>> NewKafkaConsumer(
+    const casebridge::config::v1::KafkaConfig& config, const std::string& group,
+    const std::vector<std::string>& topics);
+
+// Creates each of `topics` that does not exist yet, with `partitions` and
+// `replication_factor`. Existing topics are left alone.
+absl::Status EnsureTopics(const casebridge::config::v1::KafkaConfig& config,
+                          const std::vector<std::string>& topics, int partitions,
+                          int replication_factor);
+
+}  // namespace casebridge::kafka
