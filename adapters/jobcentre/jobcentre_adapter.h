@@ -11,6 +11,12 @@
 // `CallOptions`. An implementation must return the same result for a
 // repeated key without recording anything twice (the service may retry after
 // a failure to publish). The reference system stores the key with the record.
+// A key reused for a different operation or a different case is
+// kInvalidArgument; the service never passes an empty key.
+//
+// Deadlines. The service turns `JobCentreAdapterConfig.call_timeout` (and
+// the caller's gRPC deadline, whichever is earlier) into
+// `CallOptions::deadline`; an adapter stops waiting for the vendor then.
 //
 // Errors. Every method returns one of these codes on failure, and only these:
 //   kNotFound            the appointment does not exist on this case

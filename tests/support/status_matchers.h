@@ -27,7 +27,7 @@ MATCHER(IsOk, "is OK") {
   return status.ok();
 }
 
-MATCHER_P(StatusIs, code, "has status code " + testing::PrintToString(code)) {
+MATCHER_P(StatusIs, code, "has status code " + ::testing::PrintToString(code)) {
   const absl::Status& status = GetStatus(arg);
   *result_listener << "status is " << status;
   return status.code() == code;

@@ -1,0 +1,241 @@
+#include "services/common/event_recorder.h"
+
+#include <openssl/sha.h>
+
+#include <optional>
+
+#include "absl/strings/str_cat.h"
+#include "google/protobuf/util/time_util.h"
+#include "services/common/event_ids.h"
+#include "services/common/kafka/cloudevents.h"
+#include "services/common/log.h"
+#include "services/common/status_macros.h"
+
+namespace casebridge {
+namespace {
+
+using casebridge::events::v1::CaseEvent;
+using google::protobuf::util::TimeUtil;
+
+constexpr char kSchema[] = R"sql(
+CREATE TABLE IF NOT EXISTS ledger (
+  position        INTEGER PRIMARY KEY AUTOINCREMENT,
+  idempotency_key TEXT    NOT NULL UNIQUE,
+  fingerprint     BLOB    NOT NULL,
+  subject         TEXT    NOT NULL,
+  sequence        INTEGER NOT NULL,
+  record_id       TEXT    NOT NULL,
+  event           BLOB    NOT NULL,
+  published       INTEGER NOT NULL DEFAULT 0,
+  UNIQUE (subject, sequence)
+);
+)sql";
+
+std::string Sha256(const std::string& bytes) {
+  unsigned char digest[SHA256_DIGEST_LENGTH];
+  SHA256(reinterpret_cast<const unsigned char*>(bytes.data()), bytes.size(), digest);
+  return std::string(reinterpret_cast<const char*>(digest), sizeof digest);
+}
+
+struct LedgerEntry {
+  std::string fingerprint;
+  std::string record_id;
+  CaseEvent event;
+  bool published = false;
+};
+
+absl::StatusOr<std::optional<LedgerEntry>> FindEntry(sqlite::Database& db, const std::string& key) {
+  ASSIGN_OR_RETURN(sqlite::Statement select,
+                   db.Prepare("SELECT fingerprint, record_id, event, published FROM ledger "
+                              "WHERE idempotency_key = ?1"));
+  select.Bind(1, key);
+  ASSIGN_OR_RETURN(bool row, select.Step());
+  if (!row) return std::optional<LedgerEntry>();
+  LedgerEntry entry;
+  entry.fingerprint = select.ColumnBlob(0);
+  entry.record_id = select.ColumnText(1);
+  if (!entry.event.ParseFromString(select.ColumnBlob(2))) {
+    return absl::InternalError("ledger: stored event does not parse");
+  }
+  entry.published = select.ColumnInt64(3) != 0;
+  return std::optional<LedgerEntry>(std::move(entry));
+}
+
+absl::Status MarkPublished(sqlite::Database& db, const std::string& key) {
+  ASSIGN_OR_RETURN(sqlite::Statement update,
+                   db.Prepare("UPDATE ledger SET published = 1 WHERE idempotency_key = ?1"));
+  update.Bind(1, key);
+  return update.Run();
+}
+
+absl::Status NotDurable(const absl::Status& cause) {
+  return absl::UnavailableError(absl::StrCat(
+      "the event is recorded but not yet durable in Kafka (", cause.message(),
+      "); retry with the same idempotency_key"));
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<EventRecorder>> EventRecorder::Create(const std::string& ledger_path,
+                                                                     RecorderOptions options,
+                                                                     kafka::Publisher& publisher,
+                                                                     Clock& clock) {
+  ASSIGN_OR_RETURN(std::unique_ptr<sqlite::Database> db, sqlite::Database::Open(ledger_path));
+  RETURN_IF_ERROR(db->Exec(kSchema));
+  return std::unique_ptr<EventRecorder>(
+      new EventRecorder(std::move(db), std::move(options), publisher, clock));
+}
+
+EventRecorder::EventRecorder(std::unique_ptr<sqlite::Database> db, RecorderOptions options,
+                             kafka::Publisher& publisher, Clock& clock)
+    : db_(std::move(db)),
+      options_(std::move(options)),
+      source_(EventSource(options_.system, options_.municipality)),
+      publisher_(publisher),
+      clock_(clock) {}
+
+absl::Status EventRecorder::Publish(const CaseEvent& event, const std::string& key) {
+  std::future<absl::Status> outcome;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    outcome = publisher_.Send(kafka::CaseEventRecord(options_.topic, event));
+  }
+  // The producer's own timeout (message.timeout.ms) equals the delivery
+  // timeout; the margin lets its verdict arrive.
+  if (outcome.wait_for(absl::ToChronoMilliseconds(options_.delivery_timeout + absl::Seconds(2))) !=
+      std::future_status::ready) {
+    return NotDurable(absl::DeadlineExceededError("timeout"));
+  }
+  absl::Status status = outcome.get();
+  if (!status.ok()) return NotDurable(status);
+  std::lock_guard<std::mutex> lock(mu_);
+  return MarkPublished(*db_, key);
+}
+
+absl::StatusOr<RecordOutcome> EventRecorder::Record(
+    const RecordRequest& request, const std::function<absl::StatusOr<ActionResult>()>& action) {
+  const std::string fingerprint = Sha256(request.fingerprint);
+  auto replay = [&](const LedgerEntry& entry) -> absl::StatusOr<RecordOutcome> {
+    if (entry.fingerprint != fingerprint) {
+      return absl::AlreadyExistsError(
+          "context.idempotency_key: already used for a different request");
+    }
+    if (!entry.published) RETURN_IF_ERROR(Publish(entry.event, request.idempotency_key));
+    return RecordOutcome{entry.event, entry.record_id, /*replayed=*/true};
+  };
+
+  std::optional<LedgerEntry> existing;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    ASSIGN_OR_RETURN(existing, FindEntry(*db_, request.idempotency_key));
+  }
+  if (existing.has_value()) return replay(*existing);
+
+  // The vendor call runs without the lock: it is slow and idempotent per key.
+  ASSIGN_OR_RETURN(ActionResult result, action());
+
+  CaseEvent& event = result.event;
+  std::future<absl::Status> outcome;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    ASSIGN_OR_RETURN(existing, FindEntry(*db_, request.idempotency_key));
+    if (existing.has_value()) {
+      mu_.unlock();
+      absl::StatusOr<RecordOutcome> replayed = replay(*existing);
+      mu_.lock();
+      return replayed;
+    }
+    event.set_id(EventIdFor(source_, request.idempotency_key));
+    event.set_source(source_);
+    event.set_source_system(options_.source_system);
+    event.set_subject(request.subject);
+    event.set_municipality(options_.municipality);
+    event.set_idempotency_key(request.idempotency_key);
+    *event.mutable_recorded_at() = TimeUtil::NanosecondsToTimestamp(absl::ToUnixNanos(clock_.Now()));
+    if (!event.has_occurred_at()) *event.mutable_occurred_at() = event.recorded_at();
+    event.set_type(EventTypeFor(event));
+    if (event.type().empty()) {
+      return absl::InvalidArgumentError("the event's state is unspecified (no event type)");
+    }
+
+    sqlite::Transaction transaction(*db_);
+    RETURN_IF_ERROR(transaction.Begin());
+    ASSIGN_OR_RETURN(sqlite::Statement last,
+                     db_->Prepare("SELECT COALESCE(MAX(sequence), 0) FROM ledger WHERE subject = ?1"));
+    last.Bind(1, request.subject);
+    ASSIGN_OR_RETURN(bool row, last.Step());
+    event.set_sequence(row ? static_cast<uint64_t>(last.ColumnInt64(0)) + 1 : 1);
+    ASSIGN_OR_RETURN(sqlite::Statement insert,
+                     db_->Prepare("INSERT INTO ledger (idempotency_key, fingerprint, subject, "
+                                  "sequence, record_id, event) VALUES (?1, ?2, ?3, ?4, ?5, ?6)"));
+    insert.Bind(1, request.idempotency_key);
+    insert.BindBlob(2, fingerprint);
+    insert.Bind(3, request.subject);
+    insert.Bind(4, static_cast<int64_t>(event.sequence()));
+    insert.Bind(5, result.record_id);
+    insert.BindBlob(6, event.SerializeAsString());
+    RETURN_IF_ERROR(insert.Run());
+    RETURN_IF_ERROR(transaction.Commit());
+    // Enqueued under the lock: the ledger's order is Kafka's order.
+    outcome = publisher_.Send(kafka::CaseEventRecord(options_.topic, event));
+  }
+
+  if (outcome.wait_for(absl::ToChronoMilliseconds(options_.delivery_timeout + absl::Seconds(2))) !=
+      std::future_status::ready) {
+    return NotDurable(absl::DeadlineExceededError("timeout"));
+  }
+  if (absl::Status status = outcome.get(); !status.ok()) return NotDurable(status);
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    RETURN_IF_ERROR(MarkPublished(*db_, request.idempotency_key));
+  }
+  return RecordOutcome{std::move(event), std::move(result.record_id), /*replayed=*/false};
+}
+
+absl::StatusOr<std::vector<CaseEvent>> EventRecorder::ListEvents(const std::string& subject,
+                                                                 uint64_t after_sequence,
+                                                                 int limit) {
+  std::lock_guard<std::mutex> lock(mu_);
+  ASSIGN_OR_RETURN(sqlite::Statement select,
+                   db_->Prepare("SELECT event FROM ledger WHERE subject = ?1 AND sequence > ?2 "
+                                "AND published = 1 ORDER BY sequence LIMIT ?3"));
+  select.Bind(1, subject);
+  select.Bind(2, static_cast<int64_t>(after_sequence));
+  select.Bind(3, static_cast<int64_t>(limit));
+  std::vector<CaseEvent> events;
+  while (true) {
+    ASSIGN_OR_RETURN(bool row, select.Step());
+    if (!row) break;
+    CaseEvent& event = events.emplace_back();
+    if (!event.ParseFromString(select.ColumnBlob(0))) {
+      return absl::InternalError("ledger: stored event does not parse");
+    }
+  }
+  return events;
+}
+
+absl::StatusOr<int> EventRecorder::DrainPending() {
+  std::vector<std::pair<std::string, CaseEvent>> pending;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    ASSIGN_OR_RETURN(sqlite::Statement select,
+                     db_->Prepare("SELECT idempotency_key, event FROM ledger WHERE published = 0 "
+                                  "ORDER BY position"));
+    while (true) {
+      ASSIGN_OR_RETURN(bool row, select.Step());
+      if (!row) break;
+      CaseEvent event;
+      if (!event.ParseFromString(select.ColumnBlob(1))) {
+        return absl::InternalError("ledger: stored event does not parse");
+      }
+      pending.emplace_back(select.ColumnText(0), std::move(event));
+    }
+  }
+  for (const auto& [key, event] : pending) RETURN_IF_ERROR(Publish(event, key));
+  if (!pending.empty()) {
+    LogInfo("ledger drained", {{"events", std::to_string(pending.size())}});
+  }
+  return static_cast<int>(pending.size());
+}
+
+}  // namespace casebridge

@@ -1,0 +1,115 @@
+// The durable recording path every recording RPC goes through, in the
+// system services and in coordination's `AssignRole`:
+//
+//   idempotency check → the caller's action (the adapter call) → the event
+//   → the ledger (SQLite, fsync'd) → Kafka (acks=all) → OK
+//
+// Guarantees:
+//  * OK only when the event is durable in Kafka.
+//  * One event per idempotency key: a repeated key returns the first result
+//    (`replayed`), publishes nothing new, and does not run the action again.
+//    The same key with a different request is kAlreadyExists.
+//  * If Kafka does not confirm in time the caller gets kUnavailable; the
+//    event stays in the ledger as pending and a retry with the same key
+//    publishes exactly that event (same id, same sequence).
+//  * Events of one subject are numbered 1, 2, 3, … per source and reach
+//    Kafka in that order.
+//
+// Thread safety: safe for concurrent use.
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "casebridge/events/v1/case_event.pb.h"
+#include "services/common/clock.h"
+#include "services/common/kafka/publisher.h"
+#include "services/common/sqlite.h"
+
+namespace casebridge {
+
+// What a recording RPC asks for.
+struct RecordRequest {
+  // The caller's idempotency key (validated).
+  std::string idempotency_key;
+  // The case's subject (pseudonymised).
+  std::string subject;
+  // A fingerprint of the request (e.g. its serialised bytes, CPR replaced by
+  // the subject): a repeated key with a different fingerprint is refused.
+  std::string fingerprint;
+};
+
+// What the caller's action produced: the event's content (payload, actor,
+// legal basis, sensitivity, supersedes, occurred_at) and the id the source
+// system gave the record. The recorder sets every other envelope field.
+struct ActionResult {
+  casebridge::events::v1::CaseEvent event;
+  std::string record_id;
+};
+
+// What a recording RPC returns.
+struct RecordOutcome {
+  casebridge::events::v1::CaseEvent event;
+  std::string record_id;
+  bool replayed = false;
+};
+
+// Where the recorder publishes and how it names its events.
+struct RecorderOptions {
+  // The canonical topic, e.g. "casebridge.case-events.v1".
+  std::string topic;
+  // "jobcentre", "social", "health", "coordination".
+  std::string system;
+  casebridge::events::v1::SourceSystem source_system =
+      casebridge::events::v1::SOURCE_SYSTEM_UNSPECIFIED;
+  // Kommunekode.
+  std::string municipality;
+  // How long to wait for Kafka before answering kUnavailable.
+  absl::Duration delivery_timeout = absl::Seconds(10);
+};
+
+class EventRecorder {
+ public:
+  // Opens (creating) the ledger at `ledger_path`.
+  static absl::StatusOr<std::unique_ptr<EventRecorder>> Create(const std::string& ledger_path,
+                                                               RecorderOptions options,
+                                                               kafka::Publisher& publisher,
+                                                               Clock& clock = RealClock());
+
+  // Records one event. `action` runs at most once per idempotency key that
+  // reaches the ledger (it must itself be idempotent per key: it may run
+  // again if a previous call failed before the ledger write). Errors of
+  // `action` are returned unchanged and nothing is published.
+  absl::StatusOr<RecordOutcome> Record(const RecordRequest& request,
+                                       const std::function<absl::StatusOr<ActionResult>()>& action);
+
+  // The events recorded on `subject` with a sequence above
+  // `after_sequence`, oldest first, at most `limit`.
+  absl::StatusOr<std::vector<casebridge::events::v1::CaseEvent>> ListEvents(
+      const std::string& subject, uint64_t after_sequence, int limit);
+
+  // Publishes every event still pending in the ledger (e.g. after a crash),
+  // in ledger order. Returns the number published.
+  absl::StatusOr<int> DrainPending();
+
+  // The source of this recorder's events, "/casebridge/<system>/<municipality>".
+  const std::string& source() const { return source_; }
+
+ private:
+  EventRecorder(std::unique_ptr<sqlite::Database> db, RecorderOptions options,
+                kafka::Publisher& publisher, Clock& clock);
+  absl::Status Publish(const casebridge::events::v1::CaseEvent& event, const std::string& key);
+
+  std::mutex mu_;  // serialises the ledger and the enqueue order
+  std::unique_ptr<sqlite::Database> db_;
+  RecorderOptions options_;
+  std::string source_;
+  kafka::Publisher& publisher_;
+  Clock& clock_;
+};
+
+}  // namespace casebridge
