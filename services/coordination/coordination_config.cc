@@ -1,0 +1,113 @@
+#include "services/coordination/coordination_config.h"
+
+#include <algorithm>
+#include <set>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/str_cat.h"
+#include "services/common/kafka/kafka_config.h"
+#include "services/common/status_macros.h"
+
+namespace casebridge::coordination {
+namespace {
+
+using casebridge::config::v1::CoordinationServiceConfig;
+using casebridge::config::v1::Recipient;
+
+bool IsRecipientId(absl::string_view id) {
+  if (id.empty() || id.size() > 64) return false;
+  for (char c : id) {
+    if (!absl::ascii_islower(c) && !absl::ascii_isdigit(c) && c != '-') return false;
+  }
+  return true;
+}
+
+// Kafka's rule for topic names: 1–249 characters from [a-zA-Z0-9._-].
+absl::Status ValidateTopic(absl::string_view topic, absl::string_view field) {
+  bool legal = !topic.empty() && topic.size() <= 249;
+  for (char c : topic) {
+    legal = legal && (absl::ascii_isalnum(c) || c == '.' || c == '_' || c == '-');
+  }
+  if (!legal) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(field, ": must be 1–249 characters from [a-zA-Z0-9._-]"));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+std::string DefaultRecipientTopic(absl::string_view id) {
+  return absl::StrCat("casebridge.party.", id, ".v1");
+}
+
+CoordinationServiceConfig WithDefaults(CoordinationServiceConfig config) {
+  if (config.canonical_topic().empty()) config.set_canonical_topic(kDefaultCanonicalTopic);
+  if (config.consumer_group().empty()) config.set_consumer_group(kDefaultConsumerGroup);
+  for (Recipient& recipient : *config.mutable_recipients()) {
+    if (recipient.topic().empty()) recipient.set_topic(DefaultRecipientTopic(recipient.id()));
+  }
+  return config;
+}
+
+absl::Status ValidateCoordinationConfig(const CoordinationServiceConfig& config) {
+  if (!config.has_kafka()) return absl::InvalidArgumentError("kafka: required");
+  RETURN_IF_ERROR(kafka::ValidateKafkaConfig(config.kafka()));
+  const std::string& municipality = config.municipality();
+  if (municipality.size() != 4 ||
+      !std::all_of(municipality.begin(), municipality.end(), absl::ascii_isdigit)) {
+    return absl::InvalidArgumentError("municipality: must be 4 digits (kommunekode)");
+  }
+  if (config.store_path().empty()) return absl::InvalidArgumentError("store_path: required");
+  if (!config.canonical_topic().empty()) {
+    RETURN_IF_ERROR(ValidateTopic(config.canonical_topic(), "canonical_topic"));
+  }
+  if (config.recipients().empty()) {
+    return absl::InvalidArgumentError("recipients: at least one recipient is required");
+  }
+  const std::string canonical_topic =
+      config.canonical_topic().empty() ? kDefaultCanonicalTopic : config.canonical_topic();
+  std::set<std::string> ids;
+  std::set<std::string> topics;
+  for (int i = 0; i < config.recipients_size(); ++i) {
+    const Recipient& recipient = config.recipients(i);
+    const std::string field = absl::StrCat("recipients[", i, "]");
+    if (!IsRecipientId(recipient.id())) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(field, ".id: must be 1–64 characters from [a-z0-9-]"));
+    }
+    if (!ids.insert(recipient.id()).second) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(field, ".id: duplicate recipient \"", recipient.id(), "\""));
+    }
+    const std::string topic =
+        recipient.topic().empty() ? DefaultRecipientTopic(recipient.id()) : recipient.topic();
+    RETURN_IF_ERROR(ValidateTopic(topic, absl::StrCat(field, ".topic")));
+    // A recipient topic equal to the canonical one would feed deliveries back
+    // into the consumer: an endless loop.
+    if (topic == canonical_topic) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(field, ".topic: must differ from canonical_topic"));
+    }
+    if (!topics.insert(topic).second) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(field, ".topic: \"", topic, "\" is already another recipient's topic"));
+    }
+  }
+  return absl::OkStatus();
+}
+
+std::map<std::string, std::string> RecipientTopics(const CoordinationServiceConfig& config) {
+  std::map<std::string, std::string> topics;
+  for (const Recipient& recipient : config.recipients()) {
+    topics[recipient.id()] =
+        recipient.topic().empty() ? DefaultRecipientTopic(recipient.id()) : recipient.topic();
+  }
+  return topics;
+}
+
+std::string LedgerPath(const CoordinationServiceConfig& config) {
+  return absl::StrCat(config.store_path(), ".ledger");
+}
+
+}  // namespace casebridge::coordination

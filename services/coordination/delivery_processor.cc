@@ -1,0 +1,183 @@
+#include "services/coordination/delivery_processor.h"
+
+#include <algorithm>
+#include <chrono>
+#include <future>
+#include <optional>
+#include <utility>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "services/common/kafka/cloudevents.h"
+#include "services/common/log.h"
+#include "services/common/status_macros.h"
+
+namespace casebridge::coordination {
+
+using casebridge::coordination::v1::Delivery;
+using casebridge::events::v1::CaseEvent;
+
+kafka::Record DeliveryRecord(const std::string& topic, const Delivery& delivery) {
+  kafka::Record record = kafka::CaseEventRecord(topic, delivery.event());
+  record.headers.push_back({kRecipientHeader, delivery.recipient()});
+  record.headers.push_back(
+      {kRecipientSequenceHeader, kafka::FormatSequence(delivery.case_sequence())});
+  return record;
+}
+
+DeliveryProcessor::DeliveryProcessor(CoordinationStore& store, kafka::Consumer& consumer,
+                                     kafka::Publisher& publisher, DeliveryNotifier& notifier,
+                                     DeliveryProcessorOptions options, Clock& clock)
+    : store_(store),
+      consumer_(consumer),
+      publisher_(publisher),
+      notifier_(notifier),
+      options_(std::move(options)),
+      clock_(clock) {}
+
+DeliveryProcessor::~DeliveryProcessor() { Stop(); }
+
+void DeliveryProcessor::Start() {
+  thread_ = std::thread([this] { Run(); });
+}
+
+void DeliveryProcessor::Stop() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stopping_ = true;
+  }
+  stop_requested_.notify_all();
+  if (thread_.joinable()) thread_.join();
+}
+
+bool DeliveryProcessor::stopping() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return stopping_;
+}
+
+bool DeliveryProcessor::SleepUnlessStopped(absl::Duration duration) {
+  std::unique_lock<std::mutex> lock(mu_);
+  return !stop_requested_.wait_for(lock, absl::ToChronoNanoseconds(duration),
+                                   [this] { return stopping_; });
+}
+
+template <typename Step>
+bool DeliveryProcessor::RetryUntilDone(const char* what, Step step) {
+  absl::Duration backoff = options_.initial_backoff;
+  while (true) {
+    absl::Status status = step();
+    if (status.ok()) return true;
+    LogWarning(what, {{"error", std::string(status.message())},
+                      {"retry_in_ms", std::to_string(absl::ToInt64Milliseconds(backoff))}});
+    if (!SleepUnlessStopped(backoff)) return false;
+    backoff = std::min(backoff * 2, options_.max_backoff);
+  }
+}
+
+void DeliveryProcessor::Run() {
+  // Deliveries stored before a crash go out before anything new.
+  if (!RetryUntilDone("publishing pending deliveries failed",
+                      [this] { return PublishPending(); })) {
+    return;
+  }
+  while (!stopping()) {
+    std::optional<kafka::Record> record = consumer_.Poll(options_.poll_timeout);
+    if (!record.has_value()) continue;
+    ++records_;
+    if (!RetryUntilDone("delivering a case event failed", [&] { return Process(*record); })) {
+      return;  // stopped: the record is consumed again on the next start
+    }
+    // A failed commit only means the record comes again, and `Apply`
+    // recognises it; so log and go on.
+    if (absl::Status status = consumer_.Commit(*record); !status.ok()) {
+      LogWarning("kafka commit failed", {{"error", std::string(status.message())}});
+    }
+  }
+}
+
+absl::Status DeliveryProcessor::Process(const kafka::Record& record) {
+  absl::StatusOr<CaseEvent> event = kafka::DecodeCaseEventRecord(record);
+  if (!event.ok()) {
+    // The message names topic, partition, offset and the reason only.
+    ++undecodable_;
+    LogWarning("undecodable record skipped", {{"error", std::string(event.status().message())}});
+    return absl::OkStatus();
+  }
+  if (event->has_role_assignment() &&
+      !options_.recipient_topics.contains(event->role_assignment().recipient())) {
+    ++skipped_;
+    LogWarning("role event for an unknown recipient skipped",
+               {{"event_id", event->id()},
+                {"subject", event->subject()},
+                {"recipient", event->role_assignment().recipient()}});
+    return absl::OkStatus();
+  }
+  absl::StatusOr<std::vector<Delivery>> deliveries = store_.Apply(*event, clock_.Now());
+  if (absl::IsInvalidArgument(deliveries.status())) {
+    ++skipped_;
+    LogWarning("unusable case event skipped",
+               {{"error", std::string(deliveries.status().message())}});
+    return absl::OkStatus();
+  }
+  RETURN_IF_ERROR(deliveries.status());
+  return PublishPending();
+}
+
+absl::Status DeliveryProcessor::PublishPending() {
+  while (true) {
+    ASSIGN_OR_RETURN(std::vector<Delivery> pending, store_.PendingDeliveries(options_.batch_size));
+    if (pending.empty()) return absl::OkStatus();
+
+    std::vector<Delivery> done;
+    std::vector<std::pair<const Delivery*, std::future<absl::Status>>> sent;
+    for (const Delivery& delivery : pending) {
+      auto topic = options_.recipient_topics.find(delivery.recipient());
+      if (topic == options_.recipient_topics.end()) {
+        LogError("delivery to an unconfigured recipient not sent",
+                 {{"recipient", delivery.recipient()},
+                  {"event_id", delivery.event().id()},
+                  {"stream_sequence", std::to_string(delivery.stream_sequence())}});
+        done.push_back(delivery);
+        continue;
+      }
+      sent.emplace_back(&delivery, publisher_.Send(DeliveryRecord(topic->second, delivery)));
+    }
+
+    // The producer's own timeout equals the delivery timeout; the margin lets
+    // its verdict arrive.
+    const auto deadline = std::chrono::steady_clock::now() +
+                          absl::ToChronoMilliseconds(options_.delivery_timeout + absl::Seconds(2));
+    absl::Status first_error;
+    int64_t published = 0;
+    for (auto& [delivery, outcome] : sent) {
+      absl::Status status =
+          outcome.wait_until(deadline) == std::future_status::ready
+              ? outcome.get()
+              : absl::UnavailableError("kafka: delivery not known to be durable (timeout)");
+      if (status.ok()) {
+        done.push_back(*delivery);
+        ++published;
+      } else if (first_error.ok()) {
+        first_error = absl::Status(
+            status.code(), absl::StrCat("publishing to ", delivery->recipient(), ": ",
+                                        status.message()));
+      }
+    }
+    // Durable deliveries are marked even when others failed, so a retry does
+    // not send them twice.
+    RETURN_IF_ERROR(store_.MarkPublished(done));
+    deliveries_published_ += published;
+    if (!done.empty()) notifier_.Notify();
+    if (!first_error.ok()) {
+      ++publish_failures_;
+      return first_error;
+    }
+  }
+}
+
+DeliveryProcessorStats DeliveryProcessor::stats() const {
+  return {records_.load(), undecodable_.load(), skipped_.load(), deliveries_published_.load(),
+          publish_failures_.load()};
+}
+
+}  // namespace casebridge::coordination
