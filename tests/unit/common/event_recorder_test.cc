@@ -1,0 +1,433 @@
+#include "services/common/event_recorder.h"
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/time/time.h"
+#include "casebridge/events/v1/case_event.pb.h"
+#include "gmock/gmock.h"
+#include "google/protobuf/util/message_differencer.h"
+#include "google/protobuf/util/time_util.h"
+#include "gtest/gtest.h"
+#include "services/common/clock.h"
+#include "services/common/event_ids.h"
+#include "services/common/kafka/cloudevents.h"
+#include "services/common/kafka/memory_publisher.h"
+#include "tests/support/status_matchers.h"
+#include "tests/support/test_env.h"
+
+namespace casebridge {
+namespace {
+
+using ::casebridge::events::v1::CaseEvent;
+using ::casebridge::testing::IsOk;
+using ::casebridge::testing::StatusIs;
+using ::casebridge::testing::TempDir;
+using ::google::protobuf::util::MessageDifferencer;
+using ::google::protobuf::util::TimeUtil;
+using ::testing::ElementsAre;
+using ::testing::HasSubstr;
+using ::testing::IsEmpty;
+using ::testing::SizeIs;
+
+constexpr char kTopic[] = "casebridge.case-events.v1";
+constexpr char kSource[] = "/casebridge/jobcentre/0751";
+const std::string kSubject(64, 'a');
+const std::string kOtherSubject(64, 'b');
+// 2026-01-01T10:00:00.250Z
+const absl::Time kNow = absl::FromUnixSeconds(1767261600) + absl::Milliseconds(250);
+
+class EventRecorderTest : public ::testing::Test {
+ protected:
+  void SetUp() override { Open(); }
+
+  void Open() {
+    RecorderOptions options;
+    options.topic = kTopic;
+    options.system = "jobcentre";
+    options.source_system = events::v1::SOURCE_SYSTEM_JOB_CENTRE;
+    options.municipality = "0751";
+    options.delivery_timeout = absl::Seconds(5);
+    absl::StatusOr<std::unique_ptr<EventRecorder>> recorder =
+        EventRecorder::Create(dir_.File("ledger.db"), options, publisher_, clock_);
+    ASSERT_OK(recorder);
+    recorder_ = *std::move(recorder);
+  }
+
+  // Simulates a restart: a new recorder over the same ledger file.
+  void Reopen() {
+    recorder_.reset();
+    Open();
+  }
+
+  // Records a scheduled appointment on `subject` under `key`; the action
+  // counts its calls and returns record id "A-<n>".
+  absl::StatusOr<RecordOutcome> Record(const std::string& key,
+                                       const std::string& subject = kSubject,
+                                       const std::string& fingerprint = "request-1") {
+    return recorder_->Record(RecordRequest{key, subject, fingerprint},
+                             [&]() -> absl::StatusOr<ActionResult> {
+                               ++action_calls_;
+                               ActionResult result;
+                               result.record_id = "A-" + std::to_string(action_calls_);
+                               result.event.mutable_appointment()->set_appointment_id(
+                                   result.record_id);
+                               result.event.mutable_appointment()->set_status(
+                                   events::v1::APPOINTMENT_STATUS_SCHEDULED);
+                               result.event.set_sensitivity(events::v1::SENSITIVITY_ORDINARY);
+                               return result;
+                             });
+  }
+
+  // Records with an action that fails with `error`.
+  absl::StatusOr<RecordOutcome> RecordFailing(const std::string& key, absl::Status error) {
+    return recorder_->Record(RecordRequest{key, kSubject, "request-1"},
+                             [&]() -> absl::StatusOr<ActionResult> {
+                               ++action_calls_;
+                               return error;
+                             });
+  }
+
+  // Every published record, decoded.
+  std::vector<CaseEvent> Published() {
+    std::vector<CaseEvent> events;
+    for (const kafka::Record& record : publisher_.records()) {
+      absl::StatusOr<CaseEvent> event = kafka::DecodeCaseEventRecord(record);
+      EXPECT_OK(event);
+      EXPECT_EQ(record.topic, kTopic);
+      if (event.ok()) events.push_back(*std::move(event));
+    }
+    return events;
+  }
+  std::vector<uint64_t> PublishedSequences() {
+    std::vector<uint64_t> sequences;
+    for (const CaseEvent& event : Published()) sequences.push_back(event.sequence());
+    return sequences;
+  }
+  static std::vector<uint64_t> Sequences(const std::vector<CaseEvent>& events) {
+    std::vector<uint64_t> sequences;
+    for (const CaseEvent& event : events) sequences.push_back(event.sequence());
+    return sequences;
+  }
+
+  TempDir dir_;
+  FakeClock clock_{kNow};
+  kafka::MemoryPublisher publisher_;
+  std::unique_ptr<EventRecorder> recorder_;
+  int action_calls_ = 0;
+};
+
+TEST_F(EventRecorderTest, SourceNamesSystemAndMunicipality) {
+  EXPECT_EQ(recorder_->source(), kSource);
+}
+
+TEST_F(EventRecorderTest, FirstRecordPublishesOneEvent) {
+  ASSERT_OK(Record("key-1"));
+  EXPECT_THAT(publisher_.records(), SizeIs(1));
+  EXPECT_EQ(action_calls_, 1);
+}
+
+TEST_F(EventRecorderTest, FirstRecordSetsTheEnvelope) {
+  absl::StatusOr<RecordOutcome> outcome = Record("key-1");
+  ASSERT_OK(outcome);
+  ASSERT_THAT(Published(), SizeIs(1));
+  const CaseEvent event = Published()[0];
+  EXPECT_EQ(event.id(), EventIdFor(kSource, "key-1"));
+  EXPECT_EQ(event.source(), kSource);
+  EXPECT_EQ(event.source_system(), events::v1::SOURCE_SYSTEM_JOB_CENTRE);
+  EXPECT_EQ(event.subject(), kSubject);
+  EXPECT_EQ(event.municipality(), "0751");
+  EXPECT_EQ(event.sequence(), 1u);
+  EXPECT_EQ(event.recorded_at().seconds(), 1767261600);
+  EXPECT_EQ(event.recorded_at().nanos(), 250000000);
+  EXPECT_EQ(event.type(), "dk.casebridge.appointment.scheduled.v1");
+  EXPECT_EQ(event.idempotency_key(), "key-1");
+  EXPECT_EQ(event.appointment().appointment_id(), "A-1");
+}
+
+TEST_F(EventRecorderTest, OccurredAtDefaultsToRecordedAt) {
+  ASSERT_OK(Record("key-1"));
+  const CaseEvent event = Published().at(0);
+  EXPECT_TRUE(MessageDifferencer::Equals(event.occurred_at(), event.recorded_at()));
+}
+
+TEST_F(EventRecorderTest, KeepsTheOccurredAtTheActionGives) {
+  ASSERT_OK(recorder_->Record(RecordRequest{"key-1", kSubject, "f"},
+                              []() -> absl::StatusOr<ActionResult> {
+                                ActionResult result;
+                                result.record_id = "D-1";
+                                result.event.mutable_decision()->set_outcome(
+                                    events::v1::DECISION_OUTCOME_GRANTED);
+                                result.event.mutable_occurred_at()->set_seconds(1767000000);
+                                return result;
+                              }));
+  const CaseEvent event = Published().at(0);
+  EXPECT_EQ(event.occurred_at().seconds(), 1767000000);
+  EXPECT_EQ(event.type(), "dk.casebridge.decision.granted.v1");
+}
+
+TEST_F(EventRecorderTest, OutcomeIsTheEventAsPublished) {
+  absl::StatusOr<RecordOutcome> outcome = Record("key-1");
+  ASSERT_OK(outcome);
+  EXPECT_FALSE(outcome->replayed);
+  EXPECT_EQ(outcome->record_id, "A-1");
+  EXPECT_TRUE(MessageDifferencer::Equals(outcome->event, Published().at(0)));
+}
+
+TEST_F(EventRecorderTest, SequencesOfOneSubjectCountOneTwoThree) {
+  ASSERT_OK(Record("key-1"));
+  ASSERT_OK(Record("key-2"));
+  ASSERT_OK(Record("key-3"));
+  EXPECT_THAT(PublishedSequences(), ElementsAre(1u, 2u, 3u));
+}
+
+TEST_F(EventRecorderTest, SequencesAreIndependentPerSubject) {
+  ASSERT_OK(Record("key-1", kSubject));
+  ASSERT_OK(Record("key-2", kOtherSubject));
+  ASSERT_OK(Record("key-3", kSubject));
+  ASSERT_OK(Record("key-4", kOtherSubject));
+  const std::vector<CaseEvent> events = Published();
+  ASSERT_THAT(events, SizeIs(4));
+  EXPECT_EQ(events[0].subject(), kSubject);
+  EXPECT_EQ(events[1].subject(), kOtherSubject);
+  EXPECT_THAT(PublishedSequences(), ElementsAre(1u, 1u, 2u, 2u));
+}
+
+TEST_F(EventRecorderTest, RepeatedKeyReplaysTheFirstResult) {
+  absl::StatusOr<RecordOutcome> first = Record("key-1");
+  ASSERT_OK(first);
+  clock_.Advance(absl::Minutes(1));
+  absl::StatusOr<RecordOutcome> again = Record("key-1");
+  ASSERT_OK(again);
+  EXPECT_TRUE(again->replayed);
+  EXPECT_EQ(again->record_id, first->record_id);
+  EXPECT_TRUE(MessageDifferencer::Equals(again->event, first->event));
+}
+
+TEST_F(EventRecorderTest, RepeatedKeyDoesNotRunTheActionAgain) {
+  ASSERT_OK(Record("key-1"));
+  ASSERT_OK(Record("key-1"));
+  EXPECT_EQ(action_calls_, 1);
+}
+
+TEST_F(EventRecorderTest, RepeatedKeyPublishesNothingNew) {
+  ASSERT_OK(Record("key-1"));
+  ASSERT_OK(Record("key-1"));
+  EXPECT_THAT(publisher_.records(), SizeIs(1));
+}
+
+TEST_F(EventRecorderTest, RepeatedKeyWithADifferentRequestIsAlreadyExists) {
+  ASSERT_OK(Record("key-1", kSubject, "request-1"));
+  EXPECT_THAT(Record("key-1", kSubject, "request-2"),
+              StatusIs(absl::StatusCode::kAlreadyExists, HasSubstr("context.idempotency_key")));
+  EXPECT_EQ(action_calls_, 1);
+  EXPECT_THAT(publisher_.records(), SizeIs(1));
+}
+
+TEST_F(EventRecorderTest, ActionErrorIsReturnedUnchanged) {
+  const absl::Status error = absl::NotFoundError("reference: appointment A-9 not found");
+  EXPECT_EQ(RecordFailing("key-1", error).status(), error);
+}
+
+TEST_F(EventRecorderTest, ActionErrorPublishesNothing) {
+  ASSERT_THAT(RecordFailing("key-1", absl::UnavailableError("vendor down")),
+              StatusIs(absl::StatusCode::kUnavailable));
+  EXPECT_THAT(publisher_.records(), IsEmpty());
+}
+
+TEST_F(EventRecorderTest, RetryAfterAnActionErrorRunsTheActionAgain) {
+  ASSERT_THAT(RecordFailing("key-1", absl::UnavailableError("vendor down")),
+              StatusIs(absl::StatusCode::kUnavailable));
+  absl::StatusOr<RecordOutcome> retry = Record("key-1");
+  ASSERT_OK(retry);
+  EXPECT_FALSE(retry->replayed);
+  EXPECT_EQ(action_calls_, 2);
+  EXPECT_THAT(PublishedSequences(), ElementsAre(1u));
+}
+
+TEST_F(EventRecorderTest, ActionErrorDoesNotUseUpASequenceNumber) {
+  ASSERT_THAT(RecordFailing("key-1", absl::InvalidArgumentError("vendor says no")),
+              StatusIs(absl::StatusCode::kInvalidArgument));
+  ASSERT_OK(Record("key-2"));
+  EXPECT_THAT(PublishedSequences(), ElementsAre(1u));
+}
+
+TEST_F(EventRecorderTest, EventWithoutAStateIsInvalidArgumentAndNotPublished) {
+  EXPECT_THAT(recorder_->Record(RecordRequest{"key-1", kSubject, "f"},
+                                []() -> absl::StatusOr<ActionResult> {
+                                  ActionResult result;
+                                  result.record_id = "A-1";
+                                  result.event.mutable_appointment();  // status unspecified
+                                  return result;
+                                }),
+              StatusIs(absl::StatusCode::kInvalidArgument));
+  EXPECT_THAT(publisher_.records(), IsEmpty());
+}
+
+TEST_F(EventRecorderTest, PublishFailureIsUnavailableAskingForARetryWithTheSameKey) {
+  publisher_.FailNext(absl::UnavailableError("broker down"));
+  EXPECT_THAT(Record("key-1"), StatusIs(absl::StatusCode::kUnavailable,
+                                        HasSubstr("retry with the same idempotency_key")));
+  EXPECT_THAT(publisher_.records(), IsEmpty());
+}
+
+TEST_F(EventRecorderTest, RetryAfterAPublishFailurePublishesTheSameEvent) {
+  publisher_.FailNext(absl::UnavailableError("broker down"));
+  ASSERT_THAT(Record("key-1"), StatusIs(absl::StatusCode::kUnavailable));
+  clock_.Advance(absl::Minutes(1));
+
+  absl::StatusOr<RecordOutcome> retry = Record("key-1");
+  ASSERT_OK(retry);
+  EXPECT_TRUE(retry->replayed);
+  EXPECT_EQ(retry->event.id(), EventIdFor(kSource, "key-1"));
+  EXPECT_EQ(retry->event.sequence(), 1u);
+  EXPECT_EQ(retry->event.recorded_at().seconds(), 1767261600);  // the first attempt's
+  ASSERT_THAT(Published(), SizeIs(1));
+  EXPECT_TRUE(MessageDifferencer::Equals(Published()[0], retry->event));
+}
+
+TEST_F(EventRecorderTest, RetryAfterAPublishFailureDoesNotRunTheActionAgain) {
+  publisher_.FailNext(absl::UnavailableError("broker down"));
+  ASSERT_THAT(Record("key-1"), StatusIs(absl::StatusCode::kUnavailable));
+  ASSERT_OK(Record("key-1"));
+  EXPECT_EQ(action_calls_, 1);
+}
+
+TEST_F(EventRecorderTest, SecondPublishFailureOnRetryIsUnavailableAgain) {
+  publisher_.FailNext(absl::UnavailableError("broker down"));
+  publisher_.FailNext(absl::UnavailableError("still down"));
+  ASSERT_THAT(Record("key-1"), StatusIs(absl::StatusCode::kUnavailable));
+  EXPECT_THAT(Record("key-1"), StatusIs(absl::StatusCode::kUnavailable,
+                                        HasSubstr("retry with the same idempotency_key")));
+  ASSERT_OK(Record("key-1"));
+  EXPECT_THAT(PublishedSequences(), ElementsAre(1u));
+}
+
+TEST_F(EventRecorderTest, ReplayAfterASuccessfulRetryPublishesNothingMore) {
+  publisher_.FailNext(absl::UnavailableError("broker down"));
+  ASSERT_THAT(Record("key-1"), StatusIs(absl::StatusCode::kUnavailable));
+  ASSERT_OK(Record("key-1"));
+  ASSERT_OK(Record("key-1"));
+  EXPECT_THAT(publisher_.records(), SizeIs(1));
+}
+
+// The header promises: "Events of one subject are numbered 1, 2, 3, … per
+// source and reach Kafka in that order."
+TEST_F(EventRecorderTest, EventsOfOneSubjectReachKafkaInSequenceOrderAfterAPublishFailure) {
+  publisher_.FailNext(absl::UnavailableError("broker down"));
+  ASSERT_THAT(Record("key-1"), StatusIs(absl::StatusCode::kUnavailable));
+  (void)Record("key-2");  // may succeed or ask for a retry; both are fine
+  ASSERT_OK(Record("key-1"));
+  (void)Record("key-2");
+  ASSERT_OK(recorder_->DrainPending());
+  EXPECT_THAT(PublishedSequences(), ElementsAre(1u, 2u));
+}
+
+TEST_F(EventRecorderTest, ListEventsReturnsPublishedEventsInSequenceOrder) {
+  ASSERT_OK(Record("key-1"));
+  ASSERT_OK(Record("key-2"));
+  ASSERT_OK(Record("key-3"));
+  absl::StatusOr<std::vector<CaseEvent>> events = recorder_->ListEvents(kSubject, 0, 100);
+  ASSERT_OK(events);
+  EXPECT_THAT(Sequences(*events), ElementsAre(1u, 2u, 3u));
+  EXPECT_EQ((*events)[0].id(), EventIdFor(kSource, "key-1"));
+  EXPECT_EQ((*events)[2].id(), EventIdFor(kSource, "key-3"));
+}
+
+TEST_F(EventRecorderTest, ListEventsPagesByAfterSequenceAndLimit) {
+  for (const char* key : {"key-1", "key-2", "key-3", "key-4", "key-5"}) ASSERT_OK(Record(key));
+  EXPECT_THAT(Sequences(recorder_->ListEvents(kSubject, 0, 2).value()), ElementsAre(1u, 2u));
+  EXPECT_THAT(Sequences(recorder_->ListEvents(kSubject, 2, 2).value()), ElementsAre(3u, 4u));
+  EXPECT_THAT(Sequences(recorder_->ListEvents(kSubject, 4, 2).value()), ElementsAre(5u));
+  EXPECT_THAT(recorder_->ListEvents(kSubject, 5, 2).value(), IsEmpty());
+}
+
+TEST_F(EventRecorderTest, ListEventsReturnsOnlyTheSubjectsEvents) {
+  ASSERT_OK(Record("key-1", kSubject));
+  ASSERT_OK(Record("key-2", kOtherSubject));
+  absl::StatusOr<std::vector<CaseEvent>> events = recorder_->ListEvents(kOtherSubject, 0, 100);
+  ASSERT_OK(events);
+  ASSERT_THAT(*events, SizeIs(1));
+  EXPECT_EQ((*events)[0].subject(), kOtherSubject);
+}
+
+TEST_F(EventRecorderTest, ListEventsOfAnUnknownSubjectIsEmpty) {
+  EXPECT_THAT(recorder_->ListEvents(std::string(64, 'c'), 0, 100).value(), IsEmpty());
+}
+
+TEST_F(EventRecorderTest, SequenceContinuesAfterARestart) {
+  ASSERT_OK(Record("key-1"));
+  ASSERT_OK(Record("key-2"));
+  Reopen();
+  ASSERT_OK(Record("key-3"));
+  EXPECT_THAT(PublishedSequences(), ElementsAre(1u, 2u, 3u));
+}
+
+TEST_F(EventRecorderTest, IdempotencyKeysSurviveARestart) {
+  ASSERT_OK(Record("key-1"));
+  Reopen();
+  absl::StatusOr<RecordOutcome> again = Record("key-1");
+  ASSERT_OK(again);
+  EXPECT_TRUE(again->replayed);
+  EXPECT_EQ(action_calls_, 1);
+  EXPECT_THAT(publisher_.records(), SizeIs(1));
+  EXPECT_THAT(Record("key-1", kSubject, "request-2"), StatusIs(absl::StatusCode::kAlreadyExists));
+}
+
+TEST_F(EventRecorderTest, ListEventsSeesEventsFromBeforeARestart) {
+  ASSERT_OK(Record("key-1"));
+  Reopen();
+  EXPECT_THAT(Sequences(recorder_->ListEvents(kSubject, 0, 100).value()), ElementsAre(1u));
+}
+
+TEST_F(EventRecorderTest, DrainPendingWithNothingPendingPublishesNothing) {
+  ASSERT_OK(Record("key-1"));
+  EXPECT_EQ(recorder_->DrainPending().value(), 0);
+  EXPECT_THAT(publisher_.records(), SizeIs(1));
+}
+
+TEST_F(EventRecorderTest, DrainPendingPublishesAnEventLeftPending) {
+  publisher_.FailNext(absl::UnavailableError("broker down"));
+  ASSERT_THAT(Record("key-1"), StatusIs(absl::StatusCode::kUnavailable));
+  ASSERT_THAT(publisher_.records(), IsEmpty());
+
+  EXPECT_EQ(recorder_->DrainPending().value(), 1);
+  ASSERT_THAT(Published(), SizeIs(1));
+  EXPECT_EQ(Published()[0].id(), EventIdFor(kSource, "key-1"));
+  EXPECT_EQ(Published()[0].sequence(), 1u);
+}
+
+TEST_F(EventRecorderTest, DrainPendingAfterARestartPublishesInLedgerOrder) {
+  publisher_.FailNext(absl::UnavailableError("broker down"));
+  publisher_.FailNext(absl::UnavailableError("broker down"));
+  ASSERT_THAT(Record("key-1"), StatusIs(absl::StatusCode::kUnavailable));
+  ASSERT_THAT(Record("key-2"), StatusIs(absl::StatusCode::kUnavailable));
+  Reopen();
+  EXPECT_EQ(recorder_->DrainPending().value(), 2);
+  EXPECT_THAT(PublishedSequences(), ElementsAre(1u, 2u));
+  EXPECT_EQ(recorder_->DrainPending().value(), 0);
+}
+
+TEST_F(EventRecorderTest, RetryAfterADrainReplaysWithoutPublishingAgain) {
+  publisher_.FailNext(absl::UnavailableError("broker down"));
+  ASSERT_THAT(Record("key-1"), StatusIs(absl::StatusCode::kUnavailable));
+  ASSERT_EQ(recorder_->DrainPending().value(), 1);
+  absl::StatusOr<RecordOutcome> retry = Record("key-1");
+  ASSERT_OK(retry);
+  EXPECT_TRUE(retry->replayed);
+  EXPECT_THAT(publisher_.records(), SizeIs(1));
+}
+
+TEST_F(EventRecorderTest, DrainPendingFailureIsUnavailableAndKeepsTheEventPending) {
+  publisher_.FailNext(absl::UnavailableError("broker down"));
+  publisher_.FailNext(absl::UnavailableError("still down"));
+  ASSERT_THAT(Record("key-1"), StatusIs(absl::StatusCode::kUnavailable));
+  EXPECT_THAT(recorder_->DrainPending(), StatusIs(absl::StatusCode::kUnavailable));
+  EXPECT_EQ(recorder_->DrainPending().value(), 1);
+  EXPECT_THAT(PublishedSequences(), ElementsAre(1u));
+}
+
+}  // namespace
+}  // namespace casebridge
