@@ -1,3 +1,4 @@
+#include "services/common/proto_time.h"
 #include "services/common/event_recorder.h"
 
 #include <openssl/sha.h>
@@ -5,7 +6,6 @@
 #include <optional>
 
 #include "absl/strings/str_cat.h"
-#include "google/protobuf/util/time_util.h"
 #include "services/common/event_ids.h"
 #include "services/common/kafka/cloudevents.h"
 #include "services/common/log.h"
@@ -15,7 +15,6 @@ namespace casebridge {
 namespace {
 
 using casebridge::events::v1::CaseEvent;
-using google::protobuf::util::TimeUtil;
 
 constexpr char kSchema[] = R"sql(
 CREATE TABLE IF NOT EXISTS ledger (
@@ -94,22 +93,46 @@ EventRecorder::EventRecorder(std::unique_ptr<sqlite::Database> db, RecorderOptio
       publisher_(publisher),
       clock_(clock) {}
 
-absl::Status EventRecorder::Publish(const CaseEvent& event, const std::string& key) {
-  std::future<absl::Status> outcome;
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    outcome = publisher_.Send(kafka::CaseEventRecord(options_.topic, event));
-  }
+absl::Status EventRecorder::AwaitAndMark(InFlight& record) {
   // The producer's own timeout (message.timeout.ms) equals the delivery
   // timeout; the margin lets its verdict arrive.
-  if (outcome.wait_for(absl::ToChronoMilliseconds(options_.delivery_timeout + absl::Seconds(2))) !=
+  if (record.outcome.wait_for(absl::ToChronoMilliseconds(options_.delivery_timeout +
+                                                         absl::Seconds(2))) !=
       std::future_status::ready) {
     return NotDurable(absl::DeadlineExceededError("timeout"));
   }
-  absl::Status status = outcome.get();
-  if (!status.ok()) return NotDurable(status);
+  if (absl::Status status = record.outcome.get(); !status.ok()) return NotDurable(status);
   std::lock_guard<std::mutex> lock(mu_);
-  return MarkPublished(*db_, key);
+  return MarkPublished(*db_, record.key);
+}
+
+absl::StatusOr<int> EventRecorder::PublishPendingInOrder(const std::string& subject,
+                                                         uint64_t up_to_sequence) {
+  int published = 0;
+  while (true) {
+    InFlight record;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      ASSIGN_OR_RETURN(sqlite::Statement select,
+                       db_->Prepare("SELECT idempotency_key, event FROM ledger WHERE subject = ?1 "
+                                    "AND published = 0 AND sequence <= ?2 ORDER BY sequence "
+                                    "LIMIT 1"));
+      select.Bind(1, subject);
+      select.Bind(2, static_cast<int64_t>(up_to_sequence));
+      ASSIGN_OR_RETURN(bool row, select.Step());
+      if (!row) return published;
+      CaseEvent event;
+      if (!event.ParseFromString(select.ColumnBlob(1))) {
+        return absl::InternalError("ledger: stored event does not parse");
+      }
+      record.key = select.ColumnText(0);
+      record.outcome = publisher_.Send(kafka::CaseEventRecord(options_.topic, event));
+    }
+    // One at a time: a later event of the subject goes out only once the
+    // earlier one is durable, so a failure can never reorder them.
+    RETURN_IF_ERROR(AwaitAndMark(record));
+    ++published;
+  }
 }
 
 absl::StatusOr<RecordOutcome> EventRecorder::Record(
@@ -118,9 +141,14 @@ absl::StatusOr<RecordOutcome> EventRecorder::Record(
   auto replay = [&](const LedgerEntry& entry) -> absl::StatusOr<RecordOutcome> {
     if (entry.fingerprint != fingerprint) {
       return absl::AlreadyExistsError(
-          "context.idempotency_key: already used for a different request");
+          absl::StrCat(request.key_field, ": already used for a different request"));
     }
-    if (!entry.published) RETURN_IF_ERROR(Publish(entry.event, request.idempotency_key));
+    if (!entry.published) {
+      // Not durable yet: publish it again, after any earlier pending event
+      // of the same subject, so that Kafka keeps the ledger's order.
+      RETURN_IF_ERROR(
+          PublishPendingInOrder(entry.event.subject(), entry.event.sequence()).status());
+    }
     return RecordOutcome{entry.event, entry.record_id, /*replayed=*/true};
   };
 
@@ -135,15 +163,15 @@ absl::StatusOr<RecordOutcome> EventRecorder::Record(
   ASSIGN_OR_RETURN(ActionResult result, action());
 
   CaseEvent& event = result.event;
-  std::future<absl::Status> outcome;
+  InFlight in_flight;
+  bool earlier_pending = false;
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    std::unique_lock<std::mutex> lock(mu_);
+    // A concurrent call with the same key may have recorded it meanwhile.
     ASSIGN_OR_RETURN(existing, FindEntry(*db_, request.idempotency_key));
     if (existing.has_value()) {
-      mu_.unlock();
-      absl::StatusOr<RecordOutcome> replayed = replay(*existing);
-      mu_.lock();
-      return replayed;
+      lock.unlock();
+      return replay(*existing);
     }
     event.set_id(EventIdFor(source_, request.idempotency_key));
     event.set_source(source_);
@@ -151,7 +179,7 @@ absl::StatusOr<RecordOutcome> EventRecorder::Record(
     event.set_subject(request.subject);
     event.set_municipality(options_.municipality);
     event.set_idempotency_key(request.idempotency_key);
-    *event.mutable_recorded_at() = TimeUtil::NanosecondsToTimestamp(absl::ToUnixNanos(clock_.Now()));
+    *event.mutable_recorded_at() = ToProtoTimestamp(clock_.Now());
     if (!event.has_occurred_at()) *event.mutable_occurred_at() = event.recorded_at();
     event.set_type(EventTypeFor(event));
     if (event.type().empty()) {
@@ -176,18 +204,24 @@ absl::StatusOr<RecordOutcome> EventRecorder::Record(
     insert.BindBlob(6, event.SerializeAsString());
     RETURN_IF_ERROR(insert.Run());
     RETURN_IF_ERROR(transaction.Commit());
-    // Enqueued under the lock: the ledger's order is Kafka's order.
-    outcome = publisher_.Send(kafka::CaseEventRecord(options_.topic, event));
+    ASSIGN_OR_RETURN(sqlite::Statement pending,
+                     db_->Prepare("SELECT 1 FROM ledger WHERE subject = ?1 AND published = 0 "
+                                  "AND sequence < ?2 LIMIT 1"));
+    pending.Bind(1, request.subject);
+    pending.Bind(2, static_cast<int64_t>(event.sequence()));
+    ASSIGN_OR_RETURN(earlier_pending, pending.Step());
+    if (!earlier_pending) {
+      // The normal path: enqueued under the lock, so the ledger's order is
+      // Kafka's order, and pipelined with every other in-flight event.
+      in_flight.key = request.idempotency_key;
+      in_flight.outcome = publisher_.Send(kafka::CaseEventRecord(options_.topic, event));
+    }
   }
-
-  if (outcome.wait_for(absl::ToChronoMilliseconds(options_.delivery_timeout + absl::Seconds(2))) !=
-      std::future_status::ready) {
-    return NotDurable(absl::DeadlineExceededError("timeout"));
-  }
-  if (absl::Status status = outcome.get(); !status.ok()) return NotDurable(status);
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    RETURN_IF_ERROR(MarkPublished(*db_, request.idempotency_key));
+  if (earlier_pending) {
+    // An earlier event of this subject is not durable yet: it goes first.
+    RETURN_IF_ERROR(PublishPendingInOrder(request.subject, event.sequence()).status());
+  } else {
+    RETURN_IF_ERROR(AwaitAndMark(in_flight));
   }
   return RecordOutcome{std::move(event), std::move(result.record_id), /*replayed=*/false};
 }
@@ -215,27 +249,25 @@ absl::StatusOr<std::vector<CaseEvent>> EventRecorder::ListEvents(const std::stri
 }
 
 absl::StatusOr<int> EventRecorder::DrainPending() {
-  std::vector<std::pair<std::string, CaseEvent>> pending;
+  std::vector<std::pair<std::string, uint64_t>> subjects;
   {
     std::lock_guard<std::mutex> lock(mu_);
     ASSIGN_OR_RETURN(sqlite::Statement select,
-                     db_->Prepare("SELECT idempotency_key, event FROM ledger WHERE published = 0 "
-                                  "ORDER BY position"));
+                     db_->Prepare("SELECT subject, MAX(sequence) FROM ledger WHERE published = 0 "
+                                  "GROUP BY subject ORDER BY MIN(position)"));
     while (true) {
       ASSIGN_OR_RETURN(bool row, select.Step());
       if (!row) break;
-      CaseEvent event;
-      if (!event.ParseFromString(select.ColumnBlob(1))) {
-        return absl::InternalError("ledger: stored event does not parse");
-      }
-      pending.emplace_back(select.ColumnText(0), std::move(event));
+      subjects.emplace_back(select.ColumnText(0), static_cast<uint64_t>(select.ColumnInt64(1)));
     }
   }
-  for (const auto& [key, event] : pending) RETURN_IF_ERROR(Publish(event, key));
-  if (!pending.empty()) {
-    LogInfo("ledger drained", {{"events", std::to_string(pending.size())}});
+  int count = 0;
+  for (const auto& [subject, up_to] : subjects) {
+    ASSIGN_OR_RETURN(int published, PublishPendingInOrder(subject, up_to));
+    count += published;
   }
-  return static_cast<int>(pending.size());
+  if (count > 0) LogInfo("ledger drained", {{"events", std::to_string(count)}});
+  return count;
 }
 
 }  // namespace casebridge

@@ -19,6 +19,8 @@
 #pragma once
 
 #include <functional>
+#include <future>
+#include <vector>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -41,6 +43,8 @@ struct RecordRequest {
   // A fingerprint of the request (e.g. its serialised bytes, CPR replaced by
   // the subject): a repeated key with a different fingerprint is refused.
   std::string fingerprint;
+  // The key's field path in the request, for error messages.
+  std::string key_field = "context.idempotency_key";
 };
 
 // What the caller's action produced: the event's content (payload, actor,
@@ -102,7 +106,19 @@ class EventRecorder {
  private:
   EventRecorder(std::unique_ptr<sqlite::Database> db, RecorderOptions options,
                 kafka::Publisher& publisher, Clock& clock);
-  absl::Status Publish(const casebridge::events::v1::CaseEvent& event, const std::string& key);
+  // A record handed to the publisher, and the ledger key to mark when it
+  // is durable.
+  struct InFlight {
+    std::string key;
+    std::future<absl::Status> outcome;
+  };
+  // Waits for `record` and marks it published when durable. Returns
+  // kUnavailable ("retry with the same idempotency_key") if it is not.
+  absl::Status AwaitAndMark(InFlight& record);
+  // Publishes the not-yet-published events of `subject` with a sequence up
+  // to `up_to_sequence`, one at a time in sequence order, stopping at the
+  // first that does not become durable. Returns how many were published.
+  absl::StatusOr<int> PublishPendingInOrder(const std::string& subject, uint64_t up_to_sequence);
 
   std::mutex mu_;  // serialises the ledger and the enqueue order
   std::unique_ptr<sqlite::Database> db_;

@@ -1,10 +1,10 @@
+#include "services/common/proto_time.h"
 #include "services/common/record_validation.h"
 
 #include <google/protobuf/io/coded_stream.h>
 #include <google/protobuf/io/zero_copy_stream_impl_lite.h>
 
 #include "absl/strings/str_cat.h"
-#include "google/protobuf/util/time_util.h"
 #include "services/common/status_macros.h"
 
 namespace casebridge {
@@ -12,14 +12,13 @@ namespace {
 
 using casebridge::events::v1::Appointment;
 using casebridge::events::v1::Decision;
-using google::protobuf::util::TimeUtil;
 
 absl::Status Invalid(const std::string& field, const std::string& reason) {
   return absl::InvalidArgumentError(absl::StrCat(field, ": ", reason));
 }
 
 absl::Time ToTime(const google::protobuf::Timestamp& t) {
-  return absl::FromUnixNanos(TimeUtil::TimestampToNanoseconds(t));
+  return ToAbslTime(t);
 }
 
 absl::Status ValidateTimestamp(const google::protobuf::Timestamp& t, const std::string& field) {
@@ -214,15 +213,17 @@ absl::Status ValidateNewAppointment(const Appointment& appointment, const std::s
 std::string RequestFingerprint(const google::protobuf::Message& request, const std::string& subject) {
   std::unique_ptr<google::protobuf::Message> copy(request.New());
   copy->CopyFrom(request);
-  // Every recording request has a `context` (RecordContext); replace its case
-  // reference by the subject.
-  const google::protobuf::FieldDescriptor* context_field =
-      copy->GetDescriptor()->FindFieldByName("context");
-  if (context_field != nullptr &&
-      context_field->message_type() == casebridge::recording::v1::RecordContext::descriptor()) {
-    auto* context = static_cast<casebridge::recording::v1::RecordContext*>(
-        copy->GetReflection()->MutableMessage(copy.get(), context_field));
-    context->mutable_case_ref()->set_subject(subject);
+  // Replace the case reference (top-level `case_ref`, or `context.case_ref`
+  // of a RecordContext) by the subject.
+  google::protobuf::Message* holder = copy.get();
+  if (const auto* context = holder->GetDescriptor()->FindFieldByName("context");
+      context != nullptr && context->type() == google::protobuf::FieldDescriptor::TYPE_MESSAGE) {
+    holder = holder->GetReflection()->MutableMessage(holder, context);
+  }
+  if (const auto* ref = holder->GetDescriptor()->FindFieldByName("case_ref");
+      ref != nullptr && ref->message_type() == casebridge::common::v1::CaseRef::descriptor()) {
+    static_cast<casebridge::common::v1::CaseRef*>(holder->GetReflection()->MutableMessage(holder, ref))
+        ->set_subject(subject);
   }
   std::string bytes;
   {

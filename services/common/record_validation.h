@@ -52,8 +52,9 @@ absl::Status ValidateNewAppointment(const casebridge::events::v1::Appointment& a
                                     const std::string& field);
 
 // Returns the fingerprint of `request` for the idempotency check: its
-// deterministic serialisation with `context.case_ref` replaced by the
-// subject, so a retry that names the case by CPR or by subject matches.
+// deterministic serialisation with its case reference (`case_ref` or
+// `context.case_ref`) replaced by the subject, so a retry that names the
+// case by CPR or by subject matches.
 std::string RequestFingerprint(const google::protobuf::Message& request, const std::string& subject);
 
 // Copies the context's actor, occurred-at, legal basis, sensitivity

@@ -1,7 +1,7 @@
+#include "services/common/proto_time.h"
 #include "services/jobcentre/jobcentre_service.h"
 
 #include "absl/strings/str_cat.h"
-#include "google/protobuf/util/time_util.h"
 #include "services/common/grpc_status.h"
 #include "services/common/kafka/kafka_config.h"
 #include "services/common/record_validation.h"
@@ -11,7 +11,6 @@ namespace casebridge::jobcentre {
 
 using casebridge::events::v1::CaseEvent;
 using casebridge::recording::v1::RecordResponse;
-using google::protobuf::util::TimeUtil;
 namespace v1 = casebridge::jobcentre::v1;
 
 absl::Status ValidateJobCentreConfig(const casebridge::config::v1::JobCentreServiceConfig& config) {
@@ -127,7 +126,7 @@ absl::Status RequireAppointmentId(const std::string& id) {
 }
 
 absl::Time ToTime(const google::protobuf::Timestamp& t) {
-  return absl::FromUnixNanos(TimeUtil::TimestampToNanoseconds(t));
+  return ToAbslTime(t);
 }
 
 ActionResult AppointmentResult(casebridge::events::v1::Appointment appointment) {

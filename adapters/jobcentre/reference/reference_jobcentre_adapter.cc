@@ -14,6 +14,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "google/protobuf/timestamp.pb.h"
+#include "services/common/proto_time.h"
 #include "services/common/log.h"
 #include "services/common/sqlite.h"
 #include "services/common/status_macros.h"
@@ -86,17 +87,6 @@ absl::Status ToContractStatus(absl::string_view operation, const absl::Status& s
                {{"operation", std::string(operation)}, {"error", message}});
       return absl::InternalError(message);
   }
-}
-
-google::protobuf::Timestamp ToProto(absl::Time time) {
-  // `ToUnixSeconds` rounds towards negative infinity, so `nanos` is in
-  // [0, 1e9) as `Timestamp` requires.
-  const int64_t seconds = absl::ToUnixSeconds(time);
-  google::protobuf::Timestamp timestamp;
-  timestamp.set_seconds(seconds);
-  timestamp.set_nanos(
-      static_cast<int32_t>((time - absl::FromUnixSeconds(seconds)) / absl::Nanoseconds(1)));
-  return timestamp;
 }
 
 // A lower-case name for a closed state, for error messages.
@@ -264,8 +254,8 @@ absl::StatusOr<Appointment> ReferenceJobCentreAdapter::RescheduleAppointment(
                     return absl::InvalidArgumentError("the new end must be after the new start");
                   }
                   *appointment.mutable_previous_start() = appointment.start();
-                  *appointment.mutable_start() = ToProto(change.start);
-                  *appointment.mutable_end() = ToProto(change.end);
+                  *appointment.mutable_start() = ToProtoTimestamp(change.start);
+                  *appointment.mutable_end() = ToProtoTimestamp(change.end);
                   if (change.location.has_value()) *appointment.mutable_location() = *change.location;
                   appointment.set_reason(change.reason);
                   appointment.set_status(casebridge::events::v1::APPOINTMENT_STATUS_RESCHEDULED);
