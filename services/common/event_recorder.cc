@@ -1,4 +1,3 @@
-#include "services/common/proto_time.h"
 #include "services/common/event_recorder.h"
 
 #include <openssl/sha.h>
@@ -9,6 +8,7 @@
 #include "services/common/event_ids.h"
 #include "services/common/kafka/cloudevents.h"
 #include "services/common/log.h"
+#include "services/common/proto_time.h"
 #include "services/common/status_macros.h"
 
 namespace casebridge {
@@ -93,17 +93,44 @@ EventRecorder::EventRecorder(std::unique_ptr<sqlite::Database> db, RecorderOptio
       publisher_(publisher),
       clock_(clock) {}
 
+EventRecorder::InFlight EventRecorder::SendLocked(const std::string& key, const CaseEvent& event) {
+  in_flight_keys_.insert(key);
+  return InFlight{key, publisher_.Send(kafka::CaseEventRecord(options_.topic, event))};
+}
+
 absl::Status EventRecorder::AwaitAndMark(InFlight& record) {
   // The producer's own timeout (message.timeout.ms) equals the delivery
   // timeout; the margin lets its verdict arrive.
-  if (record.outcome.wait_for(absl::ToChronoMilliseconds(options_.delivery_timeout +
-                                                         absl::Seconds(2))) !=
-      std::future_status::ready) {
-    return NotDurable(absl::DeadlineExceededError("timeout"));
-  }
-  if (absl::Status status = record.outcome.get(); !status.ok()) return NotDurable(status);
+  const absl::Status status =
+      record.outcome.wait_for(absl::ToChronoMilliseconds(options_.delivery_timeout +
+                                                         absl::Seconds(2))) ==
+              std::future_status::ready
+          ? record.outcome.get()
+          : absl::DeadlineExceededError("timeout");
   std::lock_guard<std::mutex> lock(mu_);
+  in_flight_keys_.erase(record.key);
+  if (!status.ok()) return NotDurable(status);
   return MarkPublished(*db_, record.key);
+}
+
+absl::StatusOr<std::optional<std::string>> EventRecorder::FirstPendingLocked(
+    const std::string& subject, uint64_t up_to_sequence, CaseEvent* event) {
+  ASSIGN_OR_RETURN(sqlite::Statement select,
+                   db_->Prepare("SELECT idempotency_key, event FROM ledger WHERE subject = ?1 "
+                                "AND published = 0 AND sequence <= ?2 ORDER BY sequence"));
+  select.Bind(1, subject);
+  select.Bind(2, static_cast<int64_t>(up_to_sequence));
+  while (true) {
+    ASSIGN_OR_RETURN(bool row, select.Step());
+    if (!row) return std::optional<std::string>();
+    std::string key = select.ColumnText(0);
+    // An event in flight is already queued ahead of anything sent now.
+    if (in_flight_keys_.contains(key)) continue;
+    if (event != nullptr && !event->ParseFromString(select.ColumnBlob(1))) {
+      return absl::InternalError("ledger: stored event does not parse");
+    }
+    return std::optional<std::string>(std::move(key));
+  }
 }
 
 absl::StatusOr<int> EventRecorder::PublishPendingInOrder(const std::string& subject,
@@ -113,20 +140,11 @@ absl::StatusOr<int> EventRecorder::PublishPendingInOrder(const std::string& subj
     InFlight record;
     {
       std::lock_guard<std::mutex> lock(mu_);
-      ASSIGN_OR_RETURN(sqlite::Statement select,
-                       db_->Prepare("SELECT idempotency_key, event FROM ledger WHERE subject = ?1 "
-                                    "AND published = 0 AND sequence <= ?2 ORDER BY sequence "
-                                    "LIMIT 1"));
-      select.Bind(1, subject);
-      select.Bind(2, static_cast<int64_t>(up_to_sequence));
-      ASSIGN_OR_RETURN(bool row, select.Step());
-      if (!row) return published;
       CaseEvent event;
-      if (!event.ParseFromString(select.ColumnBlob(1))) {
-        return absl::InternalError("ledger: stored event does not parse");
-      }
-      record.key = select.ColumnText(0);
-      record.outcome = publisher_.Send(kafka::CaseEventRecord(options_.topic, event));
+      ASSIGN_OR_RETURN(std::optional<std::string> key,
+                       FirstPendingLocked(subject, up_to_sequence, &event));
+      if (!key.has_value()) return published;
+      record = SendLocked(*key, event);
     }
     // One at a time: a later event of the subject goes out only once the
     // earlier one is durable, so a failure can never reorder them.
@@ -144,10 +162,16 @@ absl::StatusOr<RecordOutcome> EventRecorder::Record(
           absl::StrCat(request.key_field, ": already used for a different request"));
     }
     if (!entry.published) {
-      // Not durable yet: publish it again, after any earlier pending event
+      // Not durable yet: publish it (again), after any earlier pending event
       // of the same subject, so that Kafka keeps the ledger's order.
       RETURN_IF_ERROR(
           PublishPendingInOrder(entry.event.subject(), entry.event.sequence()).status());
+      std::lock_guard<std::mutex> lock(mu_);
+      ASSIGN_OR_RETURN(std::optional<LedgerEntry> now, FindEntry(*db_, request.idempotency_key));
+      if (!now.has_value() || !now->published) {
+        // Another call with this key is publishing it right now.
+        return NotDurable(absl::UnavailableError("a call with this key is in progress"));
+      }
     }
     return RecordOutcome{entry.event, entry.record_id, /*replayed=*/true};
   };
@@ -204,21 +228,20 @@ absl::StatusOr<RecordOutcome> EventRecorder::Record(
     insert.BindBlob(6, event.SerializeAsString());
     RETURN_IF_ERROR(insert.Run());
     RETURN_IF_ERROR(transaction.Commit());
-    ASSIGN_OR_RETURN(sqlite::Statement pending,
-                     db_->Prepare("SELECT 1 FROM ledger WHERE subject = ?1 AND published = 0 "
-                                  "AND sequence < ?2 LIMIT 1"));
-    pending.Bind(1, request.subject);
-    pending.Bind(2, static_cast<int64_t>(event.sequence()));
-    ASSIGN_OR_RETURN(earlier_pending, pending.Step());
+
+    // Did an earlier event of this subject fail to become durable (and is
+    // nobody sending it)? Then it must go first.
+    ASSIGN_OR_RETURN(std::optional<std::string> earlier,
+                     FirstPendingLocked(request.subject, event.sequence() - 1, nullptr));
+    earlier_pending = earlier.has_value();
     if (!earlier_pending) {
       // The normal path: enqueued under the lock, so the ledger's order is
-      // Kafka's order, and pipelined with every other in-flight event.
-      in_flight.key = request.idempotency_key;
-      in_flight.outcome = publisher_.Send(kafka::CaseEventRecord(options_.topic, event));
+      // Kafka's order, and pipelined with every other in-flight event (the
+      // producer's gapless guarantee keeps a failure from reordering them).
+      in_flight = SendLocked(request.idempotency_key, event);
     }
   }
   if (earlier_pending) {
-    // An earlier event of this subject is not durable yet: it goes first.
     RETURN_IF_ERROR(PublishPendingInOrder(request.subject, event.sequence()).status());
   } else {
     RETURN_IF_ERROR(AwaitAndMark(in_flight));

@@ -23,6 +23,8 @@
 #include <vector>
 #include <memory>
 #include <mutex>
+#include <optional>
+#include <set>
 #include <string>
 
 #include "absl/status/statusor.h"
@@ -112,15 +114,26 @@ class EventRecorder {
     std::string key;
     std::future<absl::Status> outcome;
   };
-  // Waits for `record` and marks it published when durable. Returns
-  // kUnavailable ("retry with the same idempotency_key") if it is not.
+  // Sends `event` and notes `key` as in flight. REQUIRES: `mu_` held.
+  InFlight SendLocked(const std::string& key, const casebridge::events::v1::CaseEvent& event);
+  // Waits for `record`, clears it from the in-flight set and marks it
+  // published when durable. Returns kUnavailable ("retry with the same
+  // idempotency_key") if it is not.
   absl::Status AwaitAndMark(InFlight& record);
-  // Publishes the not-yet-published events of `subject` with a sequence up
-  // to `up_to_sequence`, one at a time in sequence order, stopping at the
-  // first that does not become durable. Returns how many were published.
+  // Returns the key of the first event of `subject` (sequence up to
+  // `up_to_sequence`) that is neither durable nor in flight, and fills
+  // `event` if not null. REQUIRES: `mu_` held.
+  absl::StatusOr<std::optional<std::string>> FirstPendingLocked(
+      const std::string& subject, uint64_t up_to_sequence,
+      casebridge::events::v1::CaseEvent* event);
+  // Publishes the pending events of `subject` with a sequence up to
+  // `up_to_sequence`, one at a time in sequence order, stopping at the first
+  // that does not become durable. Returns how many were published.
   absl::StatusOr<int> PublishPendingInOrder(const std::string& subject, uint64_t up_to_sequence);
 
-  std::mutex mu_;  // serialises the ledger and the enqueue order
+  std::mutex mu_;  // serialises the ledger, the enqueue order and in_flight_keys_
+  // Keys of events handed to the publisher whose outcome is not known yet.
+  std::set<std::string> in_flight_keys_;
   std::unique_ptr<sqlite::Database> db_;
   RecorderOptions options_;
   std::string source_;

@@ -152,4 +152,11 @@ absl::Status EnsureTopics(const casebridge::config::v1::KafkaConfig& config,
   return status;
 }
 
+absl::Status CreateTopicsIfEnabled(const casebridge::config::v1::KafkaConfig& config,
+                                   const std::vector<std::string>& topics) {
+  if (!config.create_topics()) return absl::OkStatus();
+  return EnsureTopics(config, topics, config.topic_partitions() > 0 ? config.topic_partitions() : 3,
+                      config.topic_replication_factor() > 0 ? config.topic_replication_factor() : 1);
+}
+
 }  // namespace casebridge::kafka

@@ -43,4 +43,10 @@ absl::Status EnsureTopics(const casebridge::config::v1::KafkaConfig& config,
                           const std::vector<std::string>& topics, int partitions,
                           int replication_factor);
 
+// Calls `EnsureTopics` with the configured partitions (default 3) and
+// replication factor (default 1) if `config.create_topics` is set; else
+// does nothing.
+absl::Status CreateTopicsIfEnabled(const casebridge::config::v1::KafkaConfig& config,
+                                   const std::vector<std::string>& topics);
+
 }  // namespace casebridge::kafka

@@ -88,7 +88,8 @@ class KafkaPublisher final : public Publisher {
     poller_ = std::thread([this] {
       while (!stop_) producer_->poll(50);
     });
-    // Warm the topics' metadata; see docs/performance.md (first-record delay).
+    // Warm the topics' metadata: otherwise the first record waits for
+    // librdkafka's periodic topic scan (about 1 s).
     for (const std::string& name : topics) {
       std::unique_ptr<RdKafka::Topic> topic(
           RdKafka::Topic::create(producer_.get(), name, nullptr, error));
@@ -160,6 +161,10 @@ absl::StatusOr<std::unique_ptr<Publisher>> NewKafkaPublisher(
   std::map<std::string, std::string> properties = ClientProperties(config);
   properties["enable.idempotence"] = "true";
   properties["acks"] = "all";
+  // Any failure that could leave a gap (and so reorder a retried event
+  // behind a later one) stops the producer instead: see
+  // docs/adr/0005-durable-recording-path.md.
+  properties["enable.gapless.guarantee"] = "true";
   properties.try_emplace("linger.ms", "1");
   properties["message.timeout.ms"] =
       std::to_string(absl::ToInt64Milliseconds(DeliveryTimeout(config)));

@@ -5,6 +5,7 @@
 
 #include <cstdlib>
 #include <filesystem>
+#include <thread>
 
 #include "adapters/jobcentre/reference/reference_jobcentre_adapter.h"
 #include "casebridge/jobcentre/v1/jobcentre_service.grpc.pb.h"
@@ -310,6 +311,29 @@ TEST_F(JobCentreKafkaTest, RestartKeepsIdempotencyAndState) {
   EXPECT_EQ(cancelled.sequence(), 2u);
   std::vector<kafka::Record> records = ReadAtLeast(service_.topic(), 2);
   EXPECT_EQ(records.size(), 2u);
+}
+
+TEST_F(JobCentreKafkaTest, ParallelCallsOnOneCaseYieldOneRecordEachInSequenceOrder) {
+  constexpr int kCalls = 20;
+  std::vector<std::thread> threads;
+  std::vector<grpc::Status> statuses(kCalls);
+  for (int i = 0; i < kCalls; ++i) {
+    threads.emplace_back([&, i] {
+      grpc::ClientContext context;
+      recording::v1::RecordResponse response;
+      statuses[i] = service_.stub().BookAppointment(
+          &context, FollowUp("parallel-" + std::to_string(i)), &response);
+    });
+  }
+  for (std::thread& t : threads) t.join();
+  for (const grpc::Status& status : statuses) ASSERT_TRUE(status.ok()) << status.error_message();
+
+  std::vector<kafka::Record> records = ReadAtLeast(service_.topic(), kCalls);
+  ASSERT_EQ(records.size(), static_cast<size_t>(kCalls)) << "no duplicates, none missing";
+  for (int i = 0; i < kCalls; ++i) {
+    EXPECT_EQ(records[i].HeaderValue("ce_sequence"), kafka::FormatSequence(i + 1))
+        << "offset order is sequence order";
+  }
 }
 
 std::string FindGrpcurl() {

@@ -1,6 +1,10 @@
 #include "services/common/event_recorder.h"
 
+#include <deque>
+#include <future>
 #include <memory>
+#include <mutex>
+#include <thread>
 #include <string>
 #include <vector>
 
@@ -427,6 +431,109 @@ TEST_F(EventRecorderTest, DrainPendingFailureIsUnavailableAndKeepsTheEventPendin
   EXPECT_THAT(recorder_->DrainPending(), StatusIs(absl::StatusCode::kUnavailable));
   EXPECT_EQ(recorder_->DrainPending().value(), 1);
   EXPECT_THAT(PublishedSequences(), ElementsAre(1u));
+}
+
+}  // namespace
+}  // namespace casebridge
+
+namespace casebridge {
+namespace {
+
+// A publisher whose outcomes the test decides, to hold records in flight.
+class ManualPublisher final : public kafka::Publisher {
+ public:
+  std::future<absl::Status> Send(kafka::Record record) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    records_.push_back(std::move(record));
+    promises_.emplace_back();
+    return promises_.back().get_future();
+  }
+  absl::Status Flush(absl::Duration) override { return absl::OkStatus(); }
+  bool Healthy() const override { return true; }
+
+  size_t sent() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return records_.size();
+  }
+  // Resolves the `i`-th send with `status`.
+  void Resolve(size_t i, absl::Status status) {
+    std::lock_guard<std::mutex> lock(mu_);
+    promises_[i].set_value(std::move(status));
+  }
+  uint64_t SequenceOf(size_t i) const {
+    std::lock_guard<std::mutex> lock(mu_);
+    CaseEvent event;
+    event.ParseFromString(records_[i].value);
+    return event.sequence();
+  }
+
+ private:
+  mutable std::mutex mu_;
+  std::vector<kafka::Record> records_;
+  std::deque<std::promise<absl::Status>> promises_;
+};
+
+class EventRecorderInFlightTest : public ::testing::Test {
+ protected:
+  EventRecorderInFlightTest() {
+    RecorderOptions options;
+    options.topic = kTopic;
+    options.system = "jobcentre";
+    options.source_system = events::v1::SOURCE_SYSTEM_JOB_CENTRE;
+    options.municipality = "0751";
+    options.delivery_timeout = absl::Seconds(20);
+    recorder_ = *EventRecorder::Create(dir_.File("ledger.db"), options, publisher_);
+  }
+
+  // Records on kSubject in a thread; the result lands in `*out`.
+  std::thread RecordAsync(const std::string& key, absl::StatusOr<RecordOutcome>* out) {
+    return std::thread([this, key, out] {
+      *out = recorder_->Record(RecordRequest{key, kSubject, key}, [] {
+        ActionResult result;
+        result.record_id = "A-1";
+        result.event.mutable_appointment()->set_status(events::v1::APPOINTMENT_STATUS_SCHEDULED);
+        return absl::StatusOr<ActionResult>(std::move(result));
+      });
+    });
+  }
+
+  TempDir dir_;
+  ManualPublisher publisher_;
+  std::unique_ptr<EventRecorder> recorder_;
+};
+
+// Regression: an event still in flight is not "pending"; a newer event of
+// the same case must not send it again (that duplicated records on Kafka).
+TEST_F(EventRecorderInFlightTest, ConcurrentEventsOfOneCaseAreEachSentOnce) {
+  absl::StatusOr<RecordOutcome> first, second;
+  std::thread a = RecordAsync("key-1", &first);
+  ASSERT_TRUE(testing::PollUntil([&] { return publisher_.sent() == 1; }));
+  std::thread b = RecordAsync("key-2", &second);
+  ASSERT_TRUE(testing::PollUntil([&] { return publisher_.sent() == 2; }));
+  publisher_.Resolve(0, absl::OkStatus());
+  publisher_.Resolve(1, absl::OkStatus());
+  a.join();
+  b.join();
+  ASSERT_OK(first);
+  ASSERT_OK(second);
+  EXPECT_EQ(publisher_.sent(), 2u);
+  EXPECT_EQ(publisher_.SequenceOf(0), 1u);
+  EXPECT_EQ(publisher_.SequenceOf(1), 2u);
+}
+
+// A retry while the first call is still waiting for Kafka does not send
+// the event a second time and does not claim it is durable.
+TEST_F(EventRecorderInFlightTest, RetryWhileTheFirstCallWaitsIsUnavailable) {
+  absl::StatusOr<RecordOutcome> first, retry;
+  std::thread a = RecordAsync("key-1", &first);
+  ASSERT_TRUE(testing::PollUntil([&] { return publisher_.sent() == 1; }));
+  std::thread b = RecordAsync("key-1", &retry);
+  b.join();
+  EXPECT_THAT(retry, StatusIs(absl::StatusCode::kUnavailable, HasSubstr("in progress")));
+  EXPECT_EQ(publisher_.sent(), 1u);
+  publisher_.Resolve(0, absl::OkStatus());
+  a.join();
+  ASSERT_OK(first);
 }
 
 }  // namespace
