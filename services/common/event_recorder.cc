@@ -20,6 +20,7 @@ constexpr char kSchema[] = R"sql(
 CREATE TABLE IF NOT EXISTS ledger (
   position        INTEGER PRIMARY KEY AUTOINCREMENT,
   idempotency_key TEXT    NOT NULL UNIQUE,
+  event_id        TEXT    NOT NULL UNIQUE,
   fingerprint     BLOB    NOT NULL,
   subject         TEXT    NOT NULL,
   sequence        INTEGER NOT NULL,
@@ -219,13 +220,15 @@ absl::StatusOr<RecordOutcome> EventRecorder::Record(
     event.set_sequence(row ? static_cast<uint64_t>(last.ColumnInt64(0)) + 1 : 1);
     ASSIGN_OR_RETURN(sqlite::Statement insert,
                      db_->Prepare("INSERT INTO ledger (idempotency_key, fingerprint, subject, "
-                                  "sequence, record_id, event) VALUES (?1, ?2, ?3, ?4, ?5, ?6)"));
+                                  "sequence, record_id, event, event_id) "
+                                  "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"));
     insert.Bind(1, request.idempotency_key);
     insert.BindBlob(2, fingerprint);
     insert.Bind(3, request.subject);
     insert.Bind(4, static_cast<int64_t>(event.sequence()));
     insert.Bind(5, result.record_id);
     insert.BindBlob(6, event.SerializeAsString());
+    insert.Bind(7, event.id());
     RETURN_IF_ERROR(insert.Run());
     RETURN_IF_ERROR(transaction.Commit());
 
@@ -247,6 +250,20 @@ absl::StatusOr<RecordOutcome> EventRecorder::Record(
     RETURN_IF_ERROR(AwaitAndMark(in_flight));
   }
   return RecordOutcome{std::move(event), std::move(result.record_id), /*replayed=*/false};
+}
+
+absl::StatusOr<std::optional<CaseEvent>> EventRecorder::FindEvent(const std::string& event_id) {
+  std::lock_guard<std::mutex> lock(mu_);
+  ASSIGN_OR_RETURN(sqlite::Statement select,
+                   db_->Prepare("SELECT event FROM ledger WHERE event_id = ?1"));
+  select.Bind(1, event_id);
+  ASSIGN_OR_RETURN(bool row, select.Step());
+  if (!row) return std::optional<CaseEvent>();
+  CaseEvent event;
+  if (!event.ParseFromString(select.ColumnBlob(0))) {
+    return absl::InternalError("ledger: stored event does not parse");
+  }
+  return std::optional<CaseEvent>(std::move(event));
 }
 
 absl::StatusOr<std::vector<CaseEvent>> EventRecorder::ListEvents(const std::string& subject,

@@ -98,6 +98,11 @@ class EventRecorder {
   absl::StatusOr<std::vector<casebridge::events::v1::CaseEvent>> ListEvents(
       const std::string& subject, uint64_t after_sequence, int limit);
 
+  // The event with id `event_id` this recorder recorded (durable or not),
+  // or nullopt.
+  absl::StatusOr<std::optional<casebridge::events::v1::CaseEvent>> FindEvent(
+      const std::string& event_id);
+
   // Publishes every event still pending in the ledger (e.g. after a crash),
   // in ledger order. Returns the number published.
   absl::StatusOr<int> DrainPending();

@@ -11,13 +11,17 @@
 namespace casebridge {
 
 absl::StatusOr<StartedServer> StartGrpcServer(const casebridge::config::v1::ServerConfig& config,
-                                              const std::vector<grpc::Service*>& services) {
+                                              const std::vector<grpc::Service*>& services,
+                                              const std::vector<std::string>& health_names) {
   // Both are process-global and must run before a ServerBuilder exists.
   grpc::EnableDefaultHealthCheckService(true);
   if (!config.disable_reflection()) grpc::reflection::InitProtoReflectionServerBuilderPlugin();
 
-  const std::string address =
-      config.listen_address().empty() ? kDefaultListenAddress : config.listen_address();
+  // Each service fills its own default (WithDefaults) before this.
+  if (config.listen_address().empty()) {
+    return absl::InvalidArgumentError("server.listen_address: required");
+  }
+  const std::string& address = config.listen_address();
   StartedServer started;
   grpc::ServerBuilder builder;
   // TODO(casebridge): mutual TLS (issue: consent, sensitivity, mTLS and audit).
@@ -29,6 +33,9 @@ absl::StatusOr<StartedServer> StartGrpcServer(const casebridge::config::v1::Serv
   started.server = builder.BuildAndStart();
   if (started.server == nullptr || started.port == 0) {
     return absl::UnavailableError(absl::StrCat("server.listen_address: cannot listen on ", address));
+  }
+  for (const std::string& name : health_names) {
+    started.server->GetHealthCheckService()->SetServingStatus(name, true);
   }
   if (!config.port_file().empty()) {
     const std::string tmp = config.port_file() + ".tmp";

@@ -13,6 +13,7 @@
 #include <grpcpp/grpcpp.h>
 
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -26,15 +27,14 @@ struct StartedServer {
   int port = 0;
 };
 
-// The default listen address when the config leaves it empty.
-inline constexpr char kDefaultListenAddress[] = "0.0.0.0:50051";
-
 // Builds and starts the server. The health service reports SERVING for ""
-// and for every registered service name; callers flip it with
+// and for each name in `health_names` (the full names of the services, e.g.
+// "casebridge.jobcentre.v1.JobCentreService"); callers flip it with
 // `server->GetHealthCheckService()->SetServingStatus`. Returns kUnavailable if
 // the address cannot be bound, kInternal if `port_file` cannot be written.
 absl::StatusOr<StartedServer> StartGrpcServer(const casebridge::config::v1::ServerConfig& config,
-                                              const std::vector<grpc::Service*>& services);
+                                              const std::vector<grpc::Service*>& services,
+                                              const std::vector<std::string>& health_names = {});
 
 // Blocks SIGTERM and SIGINT in the calling thread and every thread it starts
 // afterwards, so that `WaitForTerminationSignal` receives them. Call first in

@@ -49,7 +49,9 @@ absl::StatusOr<std::unique_ptr<CoordinationApp>> CoordinationApp::Start(
 
   app->service_ = std::make_unique<CoordinationServiceImpl>(*app->store_, *app->recorder_,
                                                             *app->pseudonymizer_, c, app->notifier_);
-  ASSIGN_OR_RETURN(app->server_, StartGrpcServer(c.server(), {app->service_.get()}));
+  ASSIGN_OR_RETURN(app->server_,
+                   StartGrpcServer(c.server(), {app->service_.get()},
+                                   {v1::CoordinationService::service_full_name()}));
   LogInfo("ready", {{"port", std::to_string(app->server_.port)},
                     {"canonical_topic", c.canonical_topic()},
                     {"consumer_group", c.consumer_group()},

@@ -44,6 +44,9 @@ std::string DefaultRecipientTopic(absl::string_view id) {
 CoordinationServiceConfig WithDefaults(CoordinationServiceConfig config) {
   if (config.canonical_topic().empty()) config.set_canonical_topic(kDefaultCanonicalTopic);
   if (config.consumer_group().empty()) config.set_consumer_group(kDefaultConsumerGroup);
+  if (config.server().listen_address().empty()) {
+    config.mutable_server()->set_listen_address(kDefaultListenAddress);
+  }
   for (Recipient& recipient : *config.mutable_recipients()) {
     if (recipient.topic().empty()) recipient.set_topic(DefaultRecipientTopic(recipient.id()));
   }

@@ -18,6 +18,9 @@ inline constexpr char kDefaultConsumerGroup[] = "casebridge-coordination";
 // The default Kafka topic of recipient `id`: "casebridge.party.<id>.v1".
 std::string DefaultRecipientTopic(absl::string_view id);
 
+// Where the coordination service listens unless configured otherwise.
+inline constexpr char kDefaultListenAddress[] = "0.0.0.0:50052";
+
 // Returns `config` with every defaulted field filled in: `canonical_topic`,
 // `consumer_group` and each recipient's `topic`.
 casebridge::config::v1::CoordinationServiceConfig WithDefaults(

@@ -41,7 +41,9 @@ absl::StatusOr<std::unique_ptr<JobCentreApp>> JobCentreApp::Start(
   app->service_ = std::make_unique<JobCentreServiceImpl>(*app->adapter_, *app->recorder_,
                                                          *app->pseudonymizer_, c.municipality(),
                                                          call_timeout);
-  ASSIGN_OR_RETURN(app->server_, StartGrpcServer(c.server(), {app->service_.get()}));
+  ASSIGN_OR_RETURN(app->server_,
+                   StartGrpcServer(c.server(), {app->service_.get()},
+                                   {v1::JobCentreService::service_full_name()}));
   LogInfo("ready", {{"port", std::to_string(app->server_.port)},
                     {"topic", c.canonical_topic()},
                     {"municipality", c.municipality()}});

@@ -31,6 +31,9 @@ absl::Status ValidateJobCentreConfig(const casebridge::config::v1::JobCentreServ
 casebridge::config::v1::JobCentreServiceConfig WithDefaults(
     casebridge::config::v1::JobCentreServiceConfig config) {
   if (config.canonical_topic().empty()) config.set_canonical_topic(kDefaultCanonicalTopic);
+  if (config.server().listen_address().empty()) {
+    config.mutable_server()->set_listen_address(kDefaultListenAddress);
+  }
   return config;
 }
 
@@ -48,12 +51,16 @@ JobCentreServiceImpl::JobCentreServiceImpl(JobCentreAdapter& adapter, EventRecor
 absl::StatusOr<RecordResponse> JobCentreServiceImpl::Record(
     grpc::ServerContext* context, const google::protobuf::Message& request,
     const casebridge::recording::v1::RecordContext& record_context, bool legal_basis_required,
-    const std::function<absl::Status()>& validate_payload, const Action& action) {
+    CaseEvent::PayloadCase payload, const std::function<absl::Status()>& validate_payload,
+    const Action& action) {
   RETURN_IF_ERROR(ValidateRecordContext(record_context, legal_basis_required, clock_.Now()));
   RETURN_IF_ERROR(validate_payload());
   ASSIGN_OR_RETURN(ResolvedCase resolved,
                    ResolveCase(record_context.case_ref(), municipality_, pseudonymizer_,
                                "context.case_ref"));
+  if (record_context.has_supersedes()) {
+    RETURN_IF_ERROR(ValidateSupersession(record_context.supersedes(), resolved.subject, payload));
+  }
   CallOptions options;
   options.idempotency_key = record_context.idempotency_key();
   options.deadline = clock_.Now() + call_timeout_;
@@ -72,11 +79,34 @@ absl::StatusOr<RecordResponse> JobCentreServiceImpl::Record(
   return ToRecordResponse(outcome);
 }
 
+absl::Status JobCentreServiceImpl::ValidateSupersession(
+    const casebridge::events::v1::Supersession& supersedes, const std::string& subject,
+    CaseEvent::PayloadCase payload) {
+  if (supersedes.kind() == casebridge::events::v1::Supersession::KIND_CANCELLATION) {
+    // A cancellation carries no payload; no RPC records one yet.
+    return absl::InvalidArgumentError(
+        "context.supersedes.kind: cancelling an event without a replacement is not supported "
+        "yet; send a correction, or cancel an appointment with CancelAppointment");
+  }
+  ASSIGN_OR_RETURN(std::optional<CaseEvent> earlier, recorder_.FindEvent(supersedes.event_id()));
+  if (!earlier.has_value() || earlier->subject() != subject) {
+    return absl::NotFoundError(
+        "context.supersedes.event_id: no event with this id was recorded on this case by this "
+        "service");
+  }
+  if (earlier->payload_case() != payload) {
+    return absl::InvalidArgumentError(
+        "context.supersedes.event_id: a correction must be of the same kind as the event it "
+        "corrects");
+  }
+  return absl::OkStatus();
+}
+
 grpc::Status JobCentreServiceImpl::RecordDecision(grpc::ServerContext* context,
                                                   const v1::RecordDecisionRequest* request,
                                                   RecordResponse* response) {
   absl::StatusOr<RecordResponse> result = Record(
-      context, *request, request->context(), /*legal_basis_required=*/true,
+      context, *request, request->context(), /*legal_basis_required=*/true, CaseEvent::kDecision,
       [&] {
         if (!request->has_decision()) return absl::InvalidArgumentError("decision: required");
         return ValidateDecision(request->decision(), "decision");
@@ -98,7 +128,7 @@ grpc::Status JobCentreServiceImpl::BookAppointment(grpc::ServerContext* context,
                                                    const v1::BookAppointmentRequest* request,
                                                    RecordResponse* response) {
   absl::StatusOr<RecordResponse> result = Record(
-      context, *request, request->context(), /*legal_basis_required=*/false,
+      context, *request, request->context(), /*legal_basis_required=*/false, CaseEvent::kAppointment,
       [&] {
         if (!request->has_appointment()) return absl::InvalidArgumentError("appointment: required");
         return ValidateNewAppointment(request->appointment(), "appointment");
@@ -142,7 +172,7 @@ grpc::Status JobCentreServiceImpl::RescheduleAppointment(
     grpc::ServerContext* context, const v1::RescheduleAppointmentRequest* request,
     RecordResponse* response) {
   absl::StatusOr<RecordResponse> result = Record(
-      context, *request, request->context(), /*legal_basis_required=*/false,
+      context, *request, request->context(), /*legal_basis_required=*/false, CaseEvent::kAppointment,
       [&]() -> absl::Status {
         RETURN_IF_ERROR(RequireAppointmentId(request->appointment_id()));
         if (!request->has_start()) return absl::InvalidArgumentError("start: required");
@@ -172,7 +202,7 @@ grpc::Status JobCentreServiceImpl::CancelAppointment(grpc::ServerContext* contex
                                                      const v1::CancelAppointmentRequest* request,
                                                      RecordResponse* response) {
   absl::StatusOr<RecordResponse> result = Record(
-      context, *request, request->context(), /*legal_basis_required=*/false,
+      context, *request, request->context(), /*legal_basis_required=*/false, CaseEvent::kAppointment,
       [&]() -> absl::Status {
         RETURN_IF_ERROR(RequireAppointmentId(request->appointment_id()));
         if (request->reason().empty()) return absl::InvalidArgumentError("reason: required");
@@ -193,7 +223,7 @@ grpc::Status JobCentreServiceImpl::RecordAttendance(grpc::ServerContext* context
                                                     const v1::RecordAttendanceRequest* request,
                                                     RecordResponse* response) {
   absl::StatusOr<RecordResponse> result = Record(
-      context, *request, request->context(), /*legal_basis_required=*/false,
+      context, *request, request->context(), /*legal_basis_required=*/false, CaseEvent::kAppointment,
       [&] { return RequireAppointmentId(request->appointment_id()); },
       [&](const CallOptions& options, const Citizen& citizen) -> absl::StatusOr<ActionResult> {
         ASSIGN_OR_RETURN(casebridge::events::v1::Appointment appointment,

@@ -23,6 +23,9 @@ absl::Status ValidateJobCentreConfig(const casebridge::config::v1::JobCentreServ
 casebridge::config::v1::JobCentreServiceConfig WithDefaults(
     casebridge::config::v1::JobCentreServiceConfig config);
 
+// Where the job-centre service listens unless configured otherwise.
+inline constexpr char kDefaultListenAddress[] = "0.0.0.0:50051";
+
 // The topic of casebridge's canonical case events.
 inline constexpr char kDefaultCanonicalTopic[] = "casebridge.case-events.v1";
 
@@ -62,7 +65,14 @@ class JobCentreServiceImpl final : public casebridge::jobcentre::v1::JobCentreSe
   absl::StatusOr<casebridge::recording::v1::RecordResponse> Record(
       grpc::ServerContext* context, const google::protobuf::Message& request,
       const casebridge::recording::v1::RecordContext& record_context, bool legal_basis_required,
+      casebridge::events::v1::CaseEvent::PayloadCase payload,
       const std::function<absl::Status()>& validate_payload, const Action& action);
+
+  // Checks that `supersedes` names an event this service recorded on
+  // `subject` with the same kind of payload.
+  absl::Status ValidateSupersession(const casebridge::events::v1::Supersession& supersedes,
+                                    const std::string& subject,
+                                    casebridge::events::v1::CaseEvent::PayloadCase payload);
 
   JobCentreAdapter& adapter_;
   EventRecorder& recorder_;

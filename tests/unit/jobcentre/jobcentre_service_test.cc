@@ -441,6 +441,68 @@ TEST_F(JobCentreServiceTest, RejectedRequestDoesNotUseUpItsKey) {
 // ---------------------------------------------------------------------------
 // Appointments
 
+TEST_F(JobCentreServiceTest, CorrectionOfADecisionNamesTheEventItSupersedes) {
+  RecordResponse original;
+  ASSERT_THAT(Decide(Refusal("decision-1"), &original), GrpcStatusIs(grpc::OK, ""));
+  RecordDecisionRequest correction = Refusal("decision-1-correction");
+  correction.mutable_context()->mutable_supersedes()->set_event_id(original.event_id());
+  correction.mutable_context()->mutable_supersedes()->set_kind(
+      events::v1::Supersession::KIND_CORRECTION);
+  correction.mutable_decision()->set_outcome(events::v1::DECISION_OUTCOME_PARTIALLY_GRANTED);
+  RecordResponse corrected;
+  ASSERT_THAT(Decide(correction, &corrected), GrpcStatusIs(grpc::OK, ""));
+  const std::vector<CaseEvent> published = Published();
+  ASSERT_EQ(published.size(), 2u);
+  EXPECT_EQ(published[1].supersedes().event_id(), original.event_id());
+  EXPECT_EQ(published[1].type(), "dk.casebridge.decision.partially-granted.v1");
+  EXPECT_EQ(published[1].sequence(), 2u);
+}
+
+TEST_F(JobCentreServiceTest, CorrectionOfAnUnknownEventIsNotFoundAndPublishesNothing) {
+  RecordDecisionRequest correction = Refusal("decision-1-correction");
+  correction.mutable_context()->mutable_supersedes()->set_event_id(
+      "00000000-0000-8000-8000-000000000000");
+  correction.mutable_context()->mutable_supersedes()->set_kind(
+      events::v1::Supersession::KIND_CORRECTION);
+  EXPECT_THAT(Decide(correction),
+              GrpcStatusIs(grpc::NOT_FOUND, HasSubstr("context.supersedes.event_id")));
+  EXPECT_TRUE(Published().empty());
+}
+
+TEST_F(JobCentreServiceTest, CorrectionOfAnotherCasesEventIsNotFound) {
+  RecordResponse other;
+  ASSERT_THAT(Decide(Refusal("decision-other", kOtherCpr), &other), GrpcStatusIs(grpc::OK, ""));
+  RecordDecisionRequest correction = Refusal("decision-1-correction");
+  correction.mutable_context()->mutable_supersedes()->set_event_id(other.event_id());
+  correction.mutable_context()->mutable_supersedes()->set_kind(
+      events::v1::Supersession::KIND_CORRECTION);
+  EXPECT_THAT(Decide(correction),
+              GrpcStatusIs(grpc::NOT_FOUND, HasSubstr("context.supersedes.event_id")));
+}
+
+TEST_F(JobCentreServiceTest, CorrectionOfAnotherKindOfEventIsInvalidArgument) {
+  RecordResponse booked;
+  ASSERT_THAT(Book(Booking("book-1"), &booked), GrpcStatusIs(grpc::OK, ""));
+  RecordDecisionRequest correction = Refusal("decision-1-correction");
+  correction.mutable_context()->mutable_supersedes()->set_event_id(booked.event_id());
+  correction.mutable_context()->mutable_supersedes()->set_kind(
+      events::v1::Supersession::KIND_CORRECTION);
+  EXPECT_THAT(Decide(correction), GrpcStatusIs(grpc::INVALID_ARGUMENT,
+                                               HasSubstr("same kind")));
+}
+
+TEST_F(JobCentreServiceTest, CancellationWithAPayloadIsInvalidArgument) {
+  RecordResponse original;
+  ASSERT_THAT(Decide(Refusal("decision-1"), &original), GrpcStatusIs(grpc::OK, ""));
+  RecordDecisionRequest cancellation = Refusal("decision-1-cancel");
+  cancellation.mutable_context()->mutable_supersedes()->set_event_id(original.event_id());
+  cancellation.mutable_context()->mutable_supersedes()->set_kind(
+      events::v1::Supersession::KIND_CANCELLATION);
+  EXPECT_THAT(Decide(cancellation),
+              GrpcStatusIs(grpc::INVALID_ARGUMENT, HasSubstr("context.supersedes.kind")));
+  EXPECT_EQ(Published().size(), 1u);
+}
+
 TEST_F(JobCentreServiceTest, BookAppointmentPublishesAScheduledEvent) {
   RecordResponse response;
   ASSERT_THAT(Book(Booking("book-1"), &response), GrpcStatusIs(grpc::OK, ""));
