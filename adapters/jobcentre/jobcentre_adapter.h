@@ -1,115 +1,21 @@
-// The job-centre adapter: vendor-neutral access to one municipality's
-// job-centre system. This is the interface a vendor implements to connect
-// its system to casebridge; each vendor lives in adapters/jobcentre/<vendor>/
-// and is chosen in exactly one place, `NewJobCentreAdapter`.
-//
-// The service calls the adapter first and publishes the case event only
-// after the adapter returned OK, so the vendor system is the system of record
-// and the event reports what it recorded.
-//
-// Idempotency. Every recording call carries the caller's idempotency key in
-// `CallOptions`. An implementation must return the same result for a
-// repeated key without recording anything twice (the service may retry after
-// a failure to publish). The reference system stores the key with the record.
-// A key reused for a different operation or a different case is
-// kInvalidArgument; the service never passes an empty key.
-//
-// Deadlines. The service turns `JobCentreAdapterConfig.call_timeout` (and
-// the caller's gRPC deadline, whichever is earlier) into
-// `CallOptions::deadline`; an adapter stops waiting for the vendor then.
-//
-// Errors. Every method returns one of these codes on failure, and only these:
-//   kNotFound            the appointment does not exist on this case
-//   kInvalidArgument     the vendor rejects the content (caller's fault)
-//   kFailedPrecondition  the vendor refuses the change in the record's
-//                        current state (e.g. rescheduling a cancelled
-//                        appointment)
-//   kDeadlineExceeded    `CallOptions::deadline` passed
-//   kUnavailable         transient: timeout, 5xx, throttling; safe to retry
-//   kInternal            anything else; the message names the vendor's code
-// Messages never contain personal data.
-//
-// Thread safety: implementations are safe for concurrent use.
+// The job-centre adapter factory: chooses the vendor of a municipality's job-centre
+// system. The interface every vendor implements is `CaseSystemAdapter`
+// (adapters/common/case_system_adapter.h); each vendor lives in
+// adapters/jobcentre/<vendor>/ and is chosen here and nowhere else.
 #pragma once
 
 #include <memory>
-#include <optional>
-#include <string>
 
 #include "absl/status/statusor.h"
-#include "absl/time/time.h"
+#include "adapters/common/case_system_adapter.h"
 #include "casebridge/config/v1/config.pb.h"
-#include "casebridge/events/v1/case_event.pb.h"
 
 namespace casebridge::jobcentre {
 
-// Per-call options, like leveldb's `ReadOptions`: no gRPC type reaches an
-// adapter.
-struct CallOptions {
-  // The caller's idempotency key (never empty).
-  std::string idempotency_key;
-  // When the call must be finished. `absl::InfiniteFuture()` means no limit.
-  absl::Time deadline = absl::InfiniteFuture();
-};
-
-// The citizen whose case a call is about.
-struct Citizen {
-  // The pseudonymous case key (always set).
-  std::string subject;
-  // The CPR number when the caller gave one; empty when the caller named the
-  // case by its subject. Personal data: adapters pass it to the vendor
-  // system only and never log it.
-  std::string cpr;
-};
-
-// A change to a booked appointment.
-struct AppointmentChange {
-  std::string appointment_id;
-  absl::Time start;
-  absl::Time end;
-  // A new location; empty keeps the old one.
-  std::optional<casebridge::events::v1::Location> location;
-  std::string reason;
-};
-
-class JobCentreAdapter {
- public:
-  virtual ~JobCentreAdapter() = default;
-
-  // Records `decision` on the citizen's case and returns the id the system
-  // gave it. `decision.decision_id()` is empty on input.
-  virtual absl::StatusOr<std::string> RecordDecision(
-      const CallOptions& options, const Citizen& citizen,
-      const casebridge::events::v1::Decision& decision) = 0;
-
-  // Books `appointment` (status and id empty on input) and returns the id the
-  // system gave it.
-  virtual absl::StatusOr<std::string> BookAppointment(
-      const CallOptions& options, const Citizen& citizen,
-      const casebridge::events::v1::Appointment& appointment) = 0;
-
-  // Moves a booked appointment. Returns the appointment as it is afterwards,
-  // with status RESCHEDULED and `previous_start` set.
-  virtual absl::StatusOr<casebridge::events::v1::Appointment> RescheduleAppointment(
-      const CallOptions& options, const Citizen& citizen, const AppointmentChange& change) = 0;
-
-  // Cancels a booked appointment. Returns it with status CANCELLED and
-  // `reason` set.
-  virtual absl::StatusOr<casebridge::events::v1::Appointment> CancelAppointment(
-      const CallOptions& options, const Citizen& citizen, const std::string& appointment_id,
-      const std::string& reason) = 0;
-
-  // Records attendance (true) or a no-show (false). Returns the appointment
-  // with status ATTENDED or NO_SHOW.
-  virtual absl::StatusOr<casebridge::events::v1::Appointment> RecordAttendance(
-      const CallOptions& options, const Citizen& citizen, const std::string& appointment_id,
-      bool attended) = 0;
-};
-
 // Returns the adapter selected by `config.vendor`, or kInvalidArgument naming
-// `adapter` if none is set. Defined in jobcentre_adapter.cc, the only file
-// that knows every vendor.
-absl::StatusOr<std::unique_ptr<JobCentreAdapter>> NewJobCentreAdapter(
-    const casebridge::config::v1::JobCentreAdapterConfig& config);
+// `adapter` if none is set. Defined in jobcentre_adapter.cc, the only file that
+// knows every job-centre vendor.
+absl::StatusOr<std::unique_ptr<CaseSystemAdapter>> NewJobCentreAdapter(
+    const casebridge::config::v1::CaseSystemAdapterConfig& config);
 
 }  // namespace casebridge::jobcentre

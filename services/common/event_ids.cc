@@ -63,6 +63,35 @@ std::string ReferralState(casebridge::events::v1::ReferralStatus status) {
     case casebridge::events::v1::REFERRAL_STATUS_ENDED: return "ended";
     case casebridge::events::v1::REFERRAL_STATUS_INTERRUPTED: return "interrupted";
     case casebridge::events::v1::REFERRAL_STATUS_FORWARDED: return "forwarded";
+    case casebridge::events::v1::REFERRAL_STATUS_ESTIMATE_CHANGED: return "estimate-changed";
+    default: return "";
+  }
+}
+
+std::string TaskState(casebridge::events::v1::TaskState state) {
+  switch (state) {
+    case casebridge::events::v1::TASK_STATE_OPEN: return "created";
+    case casebridge::events::v1::TASK_STATE_COMPLETED: return "completed";
+    case casebridge::events::v1::TASK_STATE_OVERDUE: return "overdue";
+    case casebridge::events::v1::TASK_STATE_HANDED_OVER: return "handed-over";
+    default: return "";
+  }
+}
+
+std::string WatchdogState(casebridge::events::v1::WatchdogKind kind) {
+  switch (kind) {
+    case casebridge::events::v1::WATCHDOG_KIND_REFERRAL_NOT_ACKNOWLEDGED: return "referral-not-acknowledged";
+    case casebridge::events::v1::WATCHDOG_KIND_WAITLIST_WITHOUT_ESTIMATE: return "waitlist-without-estimate";
+    case casebridge::events::v1::WATCHDOG_KIND_TOO_FEW_FOLLOW_UPS: return "too-few-follow-ups";
+    case casebridge::events::v1::WATCHDOG_KIND_NO_CONTACT: return "no-contact";
+    default: return "";
+  }
+}
+
+std::string LoadState(casebridge::events::v1::LoadWarningKind kind) {
+  switch (kind) {
+    case casebridge::events::v1::LOAD_WARNING_KIND_DOUBLE_BOOKING: return "double-booking";
+    case casebridge::events::v1::LOAD_WARNING_KIND_TOO_MANY_ACTIVITIES: return "too-many-activities";
     default: return "";
   }
 }
@@ -84,6 +113,14 @@ std::string EventTypeFor(const CaseEvent& event) {
       return Type("referral", ReferralState(event.referral().status()));
     case CaseEvent::kRoleAssignment:
       return Type("role", event.role_assignment().released() ? "released" : "assigned");
+    case CaseEvent::kTask:
+      return Type("task", TaskState(event.task().state()));
+    case CaseEvent::kWatchdogAlert:
+      return Type("watchdog", WatchdogState(event.watchdog_alert().kind()));
+    case CaseEvent::kLoadWarning:
+      return Type("load", LoadState(event.load_warning().kind()));
+    case CaseEvent::kReplanning:
+      return "dk.casebridge.plan.replanning-needed.v1";
     case CaseEvent::PAYLOAD_NOT_SET:
       if (event.supersedes().kind() == casebridge::events::v1::Supersession::KIND_CANCELLATION) {
         return "dk.casebridge.event.cancelled.v1";

@@ -21,8 +21,10 @@ std::string EventSource(absl::string_view system, absl::string_view municipality
 
 // Returns the CloudEvents `type` for `event`'s payload and state, e.g.
 // "dk.casebridge.decision.refused.v1", "dk.casebridge.appointment.no-show.v1",
-// "dk.casebridge.role.assigned.v1"; "dk.casebridge.event.cancelled.v1" for a
-// cancellation without payload. Returns "" if the payload's state is
+// "dk.casebridge.role.assigned.v1", "dk.casebridge.task.overdue.v1",
+// "dk.casebridge.watchdog.no-contact.v1", "dk.casebridge.load.double-booking.v1",
+// "dk.casebridge.plan.replanning-needed.v1"; "dk.casebridge.event.cancelled.v1"
+// for a cancellation without payload. Returns "" if the payload's state is
 // unspecified.
 std::string EventTypeFor(const casebridge::events::v1::CaseEvent& event);
 

@@ -246,6 +246,13 @@ absl::StatusOr<RecordOutcome> EventRecorder::Record(
   }
   if (earlier_pending) {
     RETURN_IF_ERROR(PublishPendingInOrder(request.subject, event.sequence()).status());
+    // Another call may have been the one to send this event: answer OK only
+    // once it is durable.
+    std::lock_guard<std::mutex> lock(mu_);
+    ASSIGN_OR_RETURN(std::optional<LedgerEntry> now, FindEntry(*db_, request.idempotency_key));
+    if (!now.has_value() || !now->published) {
+      return NotDurable(absl::UnavailableError("another call is publishing it"));
+    }
   } else {
     RETURN_IF_ERROR(AwaitAndMark(in_flight));
   }

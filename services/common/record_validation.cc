@@ -134,7 +134,7 @@ absl::Status ValidateRecordContext(const casebridge::recording::v1::RecordContex
 
 absl::Status ValidateDecision(const Decision& decision, const std::string& field) {
   if (!decision.decision_id().empty()) {
-    return Invalid(field + ".decision_id", "must be empty (the job-centre system assigns it)");
+    return Invalid(field + ".decision_id", "must be empty (the system assigns it)");
   }
   if (decision.outcome() == casebridge::events::v1::DECISION_OUTCOME_UNSPECIFIED) {
     return Invalid(field + ".outcome", "required");
@@ -206,6 +206,75 @@ absl::Status ValidateNewAppointment(const Appointment& appointment, const std::s
     if (role == casebridge::common::v1::ROLE_UNSPECIFIED || !casebridge::common::v1::Role_IsValid(role)) {
       return Invalid(absl::StrCat(field, ".attendees[", i, "].role"), "required");
     }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ValidateReferralStep(const casebridge::events::v1::Referral& referral,
+                                  const std::string& field) {
+  using casebridge::events::v1::ReferralStatus;
+  const ReferralStatus status = referral.status();
+  if (status == casebridge::events::v1::REFERRAL_STATUS_UNSPECIFIED) {
+    return Invalid(field + ".status", "required");
+  }
+  if (!casebridge::events::v1::ReferralStatus_IsValid(status)) {
+    return Invalid(field + ".status", "unknown value");
+  }
+  const bool sent = status == casebridge::events::v1::REFERRAL_STATUS_SENT;
+  if (sent && !referral.referral_id().empty()) {
+    return Invalid(field + ".referral_id", "must be empty when sending (the system assigns it)");
+  }
+  if (!sent && referral.referral_id().empty()) {
+    return Invalid(field + ".referral_id", "required (the id the sending system gave it)");
+  }
+  if (referral.has_offer()) RETURN_IF_ERROR(ValidateOffer(referral.offer(), field + ".offer"));
+  if (sent && !referral.has_offer()) return Invalid(field + ".offer", "required when sending");
+  auto validate_unit = [&](bool present, const casebridge::common::v1::Unit& unit,
+                           const char* name) -> absl::Status {
+    if (present && unit.id().empty()) return Invalid(absl::StrCat(field, ".", name, ".id"), "required");
+    return absl::OkStatus();
+  };
+  RETURN_IF_ERROR(validate_unit(referral.has_from_unit(), referral.from_unit(), "from_unit"));
+  RETURN_IF_ERROR(validate_unit(referral.has_to_unit(), referral.to_unit(), "to_unit"));
+  RETURN_IF_ERROR(validate_unit(referral.has_forwarded_to(), referral.forwarded_to(), "forwarded_to"));
+  if (sent && !referral.has_to_unit()) return Invalid(field + ".to_unit", "required when sending");
+  RETURN_IF_ERROR(ValidateReasons(referral.reasons(), field + ".reasons"));
+  const bool reasons_required = status == casebridge::events::v1::REFERRAL_STATUS_REFUSED ||
+                                status == casebridge::events::v1::REFERRAL_STATUS_INTERRUPTED;
+  if (reasons_required && referral.reasons().empty()) {
+    return Invalid(field + ".reasons", "required (at least one) for a refusal or interruption");
+  }
+  const bool assessed = status == casebridge::events::v1::REFERRAL_STATUS_ASSESSED;
+  if (assessed && !referral.has_assessment()) return Invalid(field + ".assessment", "required");
+  if (!assessed && referral.has_assessment()) {
+    return Invalid(field + ".assessment", "only for an assessment (status ASSESSED)");
+  }
+  if (assessed) {
+    const casebridge::events::v1::Assessment& assessment = referral.assessment();
+    RETURN_IF_ERROR(ValidateReasons(assessment.reasons(), field + ".assessment.reasons"));
+    if (!assessment.in_target_group() && assessment.reasons().empty()) {
+      return Invalid(field + ".assessment.reasons", "required when not in the target group");
+    }
+    for (int i = 0; i < assessment.alternatives_size(); ++i) {
+      RETURN_IF_ERROR(ValidateOffer(assessment.alternatives(i).offer(),
+                                    absl::StrCat(field, ".assessment.alternatives[", i, "].offer")));
+    }
+  }
+  const bool forwarded = status == casebridge::events::v1::REFERRAL_STATUS_FORWARDED;
+  if (forwarded && !referral.has_forwarded_to()) return Invalid(field + ".forwarded_to", "required");
+  if (!forwarded && referral.has_forwarded_to()) {
+    return Invalid(field + ".forwarded_to", "only when forwarding (status FORWARDED)");
+  }
+  if (status == casebridge::events::v1::REFERRAL_STATUS_ESTIMATE_CHANGED &&
+      !referral.has_estimated_start()) {
+    return Invalid(field + ".estimated_start", "required when the estimate changes");
+  }
+  if (referral.has_estimated_start()) {
+    RETURN_IF_ERROR(ValidateTimestamp(referral.estimated_start(), field + ".estimated_start"));
+  }
+  if (referral.has_previous_estimated_start()) {
+    return Invalid(field + ".previous_estimated_start",
+                   "must be empty (the receiving system fills it from its estimate)");
   }
   return absl::OkStatus();
 }

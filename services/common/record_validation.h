@@ -51,6 +51,13 @@ absl::Status ValidateDecision(const casebridge::events::v1::Decision& decision,
 absl::Status ValidateNewAppointment(const casebridge::events::v1::Appointment& appointment,
                                     const std::string& field);
 
+// Validates one step of a referral's status chain as given by a caller: what
+// each `status` requires (see `RecordReferralStepRequest` in
+// recording.proto), and that fields belonging to another step are absent.
+// The order of steps is the receiving system's to check, not this.
+absl::Status ValidateReferralStep(const casebridge::events::v1::Referral& referral,
+                                  const std::string& field);
+
 // Returns the fingerprint of `request` for the idempotency check: its
 // deterministic serialisation with its case reference (`case_ref` or
 // `context.case_ref`) replaced by the subject, so a retry that names the

@@ -11,13 +11,14 @@
 namespace casebridge::coordination {
 
 absl::StatusOr<std::unique_ptr<CoordinationApp>> CoordinationApp::Start(
-    casebridge::config::v1::CoordinationServiceConfig config, const std::string& pseudonym_key) {
-  std::unique_ptr<CoordinationApp> app(new CoordinationApp());
+    casebridge::config::v1::CoordinationServiceConfig config, const std::string& pseudonym_key,
+    Clock& clock) {
+  std::unique_ptr<CoordinationApp> app(new CoordinationApp(clock));
   app->config_ = WithDefaults(std::move(config));
   const auto& c = app->config_;
   RETURN_IF_ERROR(ValidateCoordinationConfig(c));
   ASSIGN_OR_RETURN(app->pseudonymizer_, Pseudonymizer::Create(pseudonym_key));
-  ASSIGN_OR_RETURN(app->store_, CoordinationStore::Open(c.store_path()));
+  ASSIGN_OR_RETURN(app->store_, CoordinationStore::Open(c.store_path(), c.routing()));
 
   const std::map<std::string, std::string> recipient_topics = RecipientTopics(c);
   std::vector<std::string> topics = {c.canonical_topic()};
@@ -31,8 +32,10 @@ absl::StatusOr<std::unique_ptr<CoordinationApp>> CoordinationApp::Start(
   options.source_system = events::v1::SOURCE_SYSTEM_COORDINATION;
   options.municipality = c.municipality();
   options.delivery_timeout = kafka::DeliveryTimeout(c.kafka());
-  ASSIGN_OR_RETURN(app->recorder_, EventRecorder::Create(LedgerPath(c), options, *app->publisher_));
-  // Role events recorded but not confirmed before a crash go out first.
+  ASSIGN_OR_RETURN(app->recorder_,
+                   EventRecorder::Create(LedgerPath(c), options, *app->publisher_, clock));
+  // Role, task and derived events recorded but not confirmed before a crash
+  // go out first.
   if (absl::StatusOr<int> drained = app->recorder_->DrainPending(); !drained.ok()) {
     LogWarning("ledger drain failed; pending events are retried on the next call",
                {{"error", std::string(drained.status().message())}});
@@ -41,14 +44,20 @@ absl::StatusOr<std::unique_ptr<CoordinationApp>> CoordinationApp::Start(
   ASSIGN_OR_RETURN(app->consumer_,
                    kafka::NewKafkaConsumer(c.kafka(), c.consumer_group(), {c.canonical_topic()}));
   DeliveryProcessorOptions processor_options;
+  processor_options.municipality = c.municipality();
+  processor_options.load = c.load();
   processor_options.recipient_topics = recipient_topics;
   processor_options.delivery_timeout = kafka::DeliveryTimeout(c.kafka());
-  app->processor_ = std::make_unique<DeliveryProcessor>(
-      *app->store_, *app->consumer_, *app->publisher_, app->notifier_, processor_options);
+  app->processor_ = std::make_unique<DeliveryProcessor>(*app->store_, *app->consumer_,
+                                                        *app->publisher_, *app->recorder_,
+                                                        app->notifier_, processor_options, clock);
   app->processor_->Start();
+  app->watchdogs_ = std::make_unique<WatchdogRunner>(*app->store_, *app->recorder_, c.watchdogs(),
+                                                     WatchdogInterval(c), clock);
+  app->watchdogs_->Start();
 
-  app->service_ = std::make_unique<CoordinationServiceImpl>(*app->store_, *app->recorder_,
-                                                            *app->pseudonymizer_, c, app->notifier_);
+  app->service_ = std::make_unique<CoordinationServiceImpl>(
+      *app->store_, *app->recorder_, *app->pseudonymizer_, c, app->notifier_, clock);
   ASSIGN_OR_RETURN(app->server_,
                    StartGrpcServer(c.server(), {app->service_.get()},
                                    {v1::CoordinationService::service_full_name()}));
@@ -56,6 +65,7 @@ absl::StatusOr<std::unique_ptr<CoordinationApp>> CoordinationApp::Start(
                     {"canonical_topic", c.canonical_topic()},
                     {"consumer_group", c.consumer_group()},
                     {"recipients", std::to_string(recipient_topics.size())},
+                    {"routing_rules", std::to_string(c.routing().rules_size())},
                     {"municipality", c.municipality()}});
   return app;
 }
@@ -70,6 +80,7 @@ void CoordinationApp::Shutdown() {
   if (server_.server != nullptr) {
     server_.server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(5));
   }
+  if (watchdogs_ != nullptr) watchdogs_->Stop();
   if (processor_ != nullptr) processor_->Stop();
   if (consumer_ != nullptr) consumer_->Close();
   if (publisher_ != nullptr) publisher_->Flush(absl::Seconds(15)).IgnoreError();

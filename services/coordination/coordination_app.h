@@ -7,6 +7,7 @@
 
 #include "absl/status/statusor.h"
 #include "casebridge/config/v1/config.pb.h"
+#include "services/common/clock.h"
 #include "services/common/event_recorder.h"
 #include "services/common/grpc_server.h"
 #include "services/common/kafka/consumer.h"
@@ -16,17 +17,21 @@
 #include "services/coordination/coordination_store.h"
 #include "services/coordination/delivery_notifier.h"
 #include "services/coordination/delivery_processor.h"
+#include "services/coordination/watchdog_runner.h"
 
 namespace casebridge::coordination {
 
 class CoordinationApp {
  public:
   // Validates `config` (after defaults), opens the store and the ledger,
-  // creates the topics if `kafka.create_topics`, publishes role events left
-  // pending by an earlier run, starts the consume-and-deliver loop and the
-  // gRPC server. `pseudonym_key` is the secret key itself.
+  // creates the topics if `kafka.create_topics`, publishes events left
+  // pending by an earlier run, starts the consume-and-deliver loop, the
+  // watchdogs and the gRPC server. `pseudonym_key` is the secret key itself.
+  // Every time stamp and every watchdog decision reads `clock` (tests pass a
+  // `FakeClock`); it must outlive the app.
   static absl::StatusOr<std::unique_ptr<CoordinationApp>> Start(
-      casebridge::config::v1::CoordinationServiceConfig config, const std::string& pseudonym_key);
+      casebridge::config::v1::CoordinationServiceConfig config, const std::string& pseudonym_key,
+      Clock& clock = RealClock());
 
   CoordinationApp(const CoordinationApp&) = delete;
   CoordinationApp& operator=(const CoordinationApp&) = delete;
@@ -35,14 +40,19 @@ class CoordinationApp {
   // The port the server listens on.
   int port() const { return server_.port; }
   const casebridge::config::v1::CoordinationServiceConfig& config() const { return config_; }
+  // The consume loop's counters.
+  DeliveryProcessorStats delivery_stats() const { return processor_->stats(); }
+  // The watchdogs; tests call `RunOnce` instead of waiting for the timer.
+  WatchdogRunner& watchdogs() { return *watchdogs_; }
 
   // Ends Subscribe streams, lets unary calls finish, stops the consume loop
   // between records, and flushes the producer. Idempotent.
   void Shutdown();
 
  private:
-  CoordinationApp() = default;
+  explicit CoordinationApp(Clock& clock) : clock_(clock) {}
 
+  Clock& clock_;
   casebridge::config::v1::CoordinationServiceConfig config_;
   std::unique_ptr<Pseudonymizer> pseudonymizer_;
   std::unique_ptr<CoordinationStore> store_;
@@ -51,6 +61,7 @@ class CoordinationApp {
   std::unique_ptr<kafka::Consumer> consumer_;
   DeliveryNotifier notifier_;
   std::unique_ptr<DeliveryProcessor> processor_;
+  std::unique_ptr<WatchdogRunner> watchdogs_;
   std::unique_ptr<CoordinationServiceImpl> service_;
   StartedServer server_;
   bool stopped_ = false;

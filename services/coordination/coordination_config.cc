@@ -7,12 +7,14 @@
 #include "absl/strings/str_cat.h"
 #include "services/common/kafka/kafka_config.h"
 #include "services/common/status_macros.h"
+#include "services/coordination/router.h"
 
 namespace casebridge::coordination {
 namespace {
 
 using casebridge::config::v1::CoordinationServiceConfig;
 using casebridge::config::v1::Recipient;
+using casebridge::config::v1::WatchdogConfig;
 
 bool IsRecipientId(absl::string_view id) {
   if (id.empty() || id.size() > 64) return false;
@@ -35,6 +37,31 @@ absl::Status ValidateTopic(absl::string_view topic, absl::string_view field) {
   return absl::OkStatus();
 }
 
+absl::Status NotNegative(int32_t value, absl::string_view field) {
+  if (value < 0) return absl::InvalidArgumentError(absl::StrCat(field, ": must not be negative"));
+  return absl::OkStatus();
+}
+
+absl::Status ValidateWatchdogs(const WatchdogConfig& watchdogs) {
+  RETURN_IF_ERROR(NotNegative(watchdogs.referral_ack_days(), "watchdogs.referral_ack_days"));
+  RETURN_IF_ERROR(NotNegative(watchdogs.waitlist_without_estimate_days(),
+                              "watchdogs.waitlist_without_estimate_days"));
+  RETURN_IF_ERROR(NotNegative(watchdogs.min_follow_ups(), "watchdogs.min_follow_ups"));
+  RETURN_IF_ERROR(
+      NotNegative(watchdogs.follow_up_window_days(), "watchdogs.follow_up_window_days"));
+  RETURN_IF_ERROR(NotNegative(watchdogs.no_contact_days(), "watchdogs.no_contact_days"));
+  if (watchdogs.has_check_interval()) {
+    const auto& interval = watchdogs.check_interval();
+    // Positive and within google.protobuf.Duration's range (10,000 years).
+    const bool valid = interval.seconds() <= 315576000000LL && interval.nanos() >= 0 &&
+                       interval.nanos() <= 999999999;
+    if (!valid || interval.seconds() < 0 || (interval.seconds() == 0 && interval.nanos() == 0)) {
+      return absl::InvalidArgumentError("watchdogs.check_interval: must be positive");
+    }
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 std::string DefaultRecipientTopic(absl::string_view id) {
@@ -43,12 +70,22 @@ std::string DefaultRecipientTopic(absl::string_view id) {
 
 CoordinationServiceConfig WithDefaults(CoordinationServiceConfig config) {
   if (config.canonical_topic().empty()) config.set_canonical_topic(kDefaultCanonicalTopic);
-  if (config.consumer_group().empty()) config.set_consumer_group(kDefaultConsumerGroup);
+  if (config.consumer_group().empty()) {
+    config.set_consumer_group(absl::StrCat(kDefaultConsumerGroup, "-", config.municipality()));
+  }
   if (config.server().listen_address().empty()) {
     config.mutable_server()->set_listen_address(kDefaultListenAddress);
   }
   for (Recipient& recipient : *config.mutable_recipients()) {
     if (recipient.topic().empty()) recipient.set_topic(DefaultRecipientTopic(recipient.id()));
+  }
+  WatchdogConfig& watchdogs = *config.mutable_watchdogs();
+  if (!watchdogs.has_check_interval()) {
+    watchdogs.mutable_check_interval()->set_seconds(
+        absl::ToInt64Seconds(kDefaultWatchdogInterval));
+  }
+  if (watchdogs.follow_up_window_days() == 0) {
+    watchdogs.set_follow_up_window_days(kDefaultFollowUpWindowDays);
   }
   return config;
 }
@@ -97,7 +134,17 @@ absl::Status ValidateCoordinationConfig(const CoordinationServiceConfig& config)
           absl::StrCat(field, ".topic: \"", topic, "\" is already another recipient's topic"));
     }
   }
+  RETURN_IF_ERROR(ValidateRoutingConfig(config.routing(), "routing"));
+  RETURN_IF_ERROR(ValidateWatchdogs(config.watchdogs()));
+  RETURN_IF_ERROR(
+      NotNegative(config.load().max_activities_per_day(), "load.max_activities_per_day"));
   return absl::OkStatus();
+}
+
+absl::Duration WatchdogInterval(const CoordinationServiceConfig& config) {
+  if (!config.watchdogs().has_check_interval()) return kDefaultWatchdogInterval;
+  const auto& interval = config.watchdogs().check_interval();
+  return absl::Seconds(interval.seconds()) + absl::Nanoseconds(interval.nanos());
 }
 
 std::map<std::string, std::string> RecipientTopics(const CoordinationServiceConfig& config) {

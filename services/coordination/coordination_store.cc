@@ -1,11 +1,12 @@
-#include "services/common/proto_time.h"
 #include "services/coordination/coordination_store.h"
 
+#include <algorithm>
 #include <optional>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "google/protobuf/util/time_util.h"
+#include "services/common/proto_time.h"
 #include "services/common/status_macros.h"
 #include "services/coordination/router.h"
 
@@ -14,7 +15,10 @@ namespace {
 
 using casebridge::common::v1::Role;
 using casebridge::coordination::v1::Delivery;
+using casebridge::coordination::v1::DeliveryStatus;
 using casebridge::coordination::v1::Party;
+using casebridge::coordination::v1::ReceiptStatus;
+using casebridge::coordination::v1::RecipientDelivery;
 using casebridge::events::v1::CaseEvent;
 using casebridge::events::v1::RoleAssignment;
 
@@ -48,9 +52,27 @@ CREATE TABLE IF NOT EXISTS deliveries (
   UNIQUE (recipient, subject, case_sequence)
 );
 CREATE INDEX IF NOT EXISTS deliveries_pending ON deliveries (position) WHERE published = 0;
+CREATE INDEX IF NOT EXISTS deliveries_by_event ON deliveries (event_id, recipient);
+CREATE TABLE IF NOT EXISTS case_events (
+  position  INTEGER PRIMARY KEY AUTOINCREMENT,
+  event_id  TEXT    NOT NULL UNIQUE,
+  subject   TEXT    NOT NULL,
+  event     BLOB    NOT NULL
+);
+CREATE INDEX IF NOT EXISTS case_events_by_subject ON case_events (subject, position);
+CREATE TABLE IF NOT EXISTS receipts (
+  recipient   TEXT    NOT NULL,
+  event_id    TEXT    NOT NULL,
+  status      INTEGER NOT NULL,
+  reason      TEXT    NOT NULL,
+  received_at INTEGER NOT NULL,
+  PRIMARY KEY (recipient, event_id)
+);
 )sql";
 
-absl::Status ValidateEvent(const CaseEvent& event) {
+}  // namespace
+
+absl::Status ValidateCaseEvent(const CaseEvent& event) {
   if (event.id().empty()) return absl::InvalidArgumentError("event: no id");
   if (event.subject().empty()) {
     return absl::InvalidArgumentError(absl::StrCat("event ", event.id(), ": no subject"));
@@ -66,6 +88,8 @@ absl::Status ValidateEvent(const CaseEvent& event) {
   return absl::OkStatus();
 }
 
+namespace {
+
 absl::StatusOr<std::vector<Delivery>> ReadDeliveryRows(sqlite::Statement& select) {
   std::vector<Delivery> deliveries;
   while (true) {
@@ -78,6 +102,57 @@ absl::StatusOr<std::vector<Delivery>> ReadDeliveryRows(sqlite::Statement& select
   return deliveries;
 }
 
+// The holders after `event` (see `HoldersAfter`); `displaced` receives the
+// holder that a role event replaced or released.
+std::vector<Party> ChangeHolders(const std::vector<Party>& holders, const CaseEvent& event,
+                                 std::optional<Party>& displaced) {
+  displaced.reset();
+  if (!event.has_role_assignment()) return holders;
+  const RoleAssignment& assignment = event.role_assignment();
+  std::vector<Party> after;
+  std::optional<Party> previous;
+  for (const Party& holder : holders) {
+    if (holder.role() == assignment.role()) {
+      previous = holder;
+    } else {
+      after.push_back(holder);
+    }
+  }
+  if (assignment.released()) {
+    if (previous.has_value() && previous->recipient() != assignment.recipient()) {
+      after.push_back(*previous);  // a stale release: the holder stays
+    } else {
+      displaced = previous;
+    }
+  } else {
+    Party& party = after.emplace_back();
+    party.set_role(assignment.role());
+    party.set_recipient(assignment.recipient());
+    party.set_holder_name(assignment.holder_name());
+    *party.mutable_unit() = assignment.unit();
+    party.set_assigned_by_event_id(event.id());
+    if (previous.has_value() && previous->recipient() != assignment.recipient()) {
+      displaced = previous;
+    }
+  }
+  std::sort(after.begin(), after.end(),
+            [](const Party& a, const Party& b) { return a.role() < b.role(); });
+  return after;
+}
+
+casebridge::coordination::v1::DeliveryState DeliveryStateFor(ReceiptStatus status) {
+  switch (status) {
+    case casebridge::coordination::v1::RECEIPT_STATUS_RECEIVED:
+      return casebridge::coordination::v1::DELIVERY_STATE_RECEIVED;
+    case casebridge::coordination::v1::RECEIPT_STATUS_ACCEPTED:
+      return casebridge::coordination::v1::DELIVERY_STATE_ACCEPTED;
+    case casebridge::coordination::v1::RECEIPT_STATUS_REJECTED:
+      return casebridge::coordination::v1::DELIVERY_STATE_REJECTED;
+    default:
+      return casebridge::coordination::v1::DELIVERY_STATE_UNSPECIFIED;
+  }
+}
+
 absl::StatusOr<uint64_t> NextSequence(sqlite::Database& db, const char* sql,
                                       const std::vector<std::string>& params) {
   ASSIGN_OR_RETURN(sqlite::Statement select, db.Prepare(sql));
@@ -88,16 +163,22 @@ absl::StatusOr<uint64_t> NextSequence(sqlite::Database& db, const char* sql,
 
 }  // namespace
 
+std::vector<Party> HoldersAfter(const std::vector<Party>& holders, const CaseEvent& event) {
+  std::optional<Party> displaced;
+  return ChangeHolders(holders, event, displaced);
+}
+
 absl::StatusOr<std::unique_ptr<CoordinationStore>> CoordinationStore::Open(
-    const std::string& path) {
+    const std::string& path, casebridge::config::v1::RoutingConfig routing) {
   ASSIGN_OR_RETURN(std::unique_ptr<sqlite::Database> db, sqlite::Database::Open(path));
   RETURN_IF_ERROR(db->Exec(kSchema));
-  return std::unique_ptr<CoordinationStore>(new CoordinationStore(std::move(db)));
+  return std::unique_ptr<CoordinationStore>(
+      new CoordinationStore(std::move(db), std::move(routing)));
 }
 
 absl::StatusOr<std::vector<Delivery>> CoordinationStore::Apply(const CaseEvent& event,
                                                                absl::Time routed_at) {
-  RETURN_IF_ERROR(ValidateEvent(event));
+  RETURN_IF_ERROR(ValidateCaseEvent(event));
   std::lock_guard<std::mutex> lock(mu_);
   return ApplyLocked(event, routed_at);
 }
@@ -115,61 +196,61 @@ absl::StatusOr<std::vector<Delivery>> CoordinationStore::ApplyLocked(const CaseE
   if (already_applied) return std::vector<Delivery>();
 
   const std::string& subject = event.subject();
-  std::vector<Party> displaced;
+  ASSIGN_OR_RETURN(const std::vector<Party> before, ListPartiesLocked(subject));
+  std::optional<Party> displaced;
+  std::vector<Party> holders = ChangeHolders(before, event, displaced);
   if (event.has_role_assignment()) {
-    const RoleAssignment& assignment = event.role_assignment();
-    ASSIGN_OR_RETURN(sqlite::Statement current,
-                     db.Prepare("SELECT party FROM role_holders WHERE subject = ?1 AND role = ?2"));
-    current.Bind(1, subject);
-    current.Bind(2, static_cast<int64_t>(assignment.role()));
-    ASSIGN_OR_RETURN(bool held, current.Step());
-    std::optional<Party> previous;
-    if (held) {
-      previous.emplace();
-      if (!previous->ParseFromString(current.ColumnBlob(0))) {
-        return absl::InternalError("coordination store: stored party does not parse");
-      }
-    }
-
-    if (assignment.released()) {
-      if (previous.has_value() && previous->recipient() == assignment.recipient()) {
-        ASSIGN_OR_RETURN(sqlite::Statement remove,
-                         db.Prepare("DELETE FROM role_holders WHERE subject = ?1 AND role = ?2"));
-        remove.Bind(1, subject);
-        remove.Bind(2, static_cast<int64_t>(assignment.role()));
-        RETURN_IF_ERROR(remove.Run());
-        displaced.push_back(*previous);
-      }
-    } else {
-      Party party;
-      party.set_role(assignment.role());
-      party.set_recipient(assignment.recipient());
-      party.set_holder_name(assignment.holder_name());
-      *party.mutable_unit() = assignment.unit();
-      party.set_assigned_by_event_id(event.id());
-      ASSIGN_OR_RETURN(sqlite::Statement upsert,
-                       db.Prepare("INSERT OR REPLACE INTO role_holders (subject, role, recipient, "
-                                  "party) VALUES (?1, ?2, ?3, ?4)"));
+    const Role role = event.role_assignment().role();
+    ASSIGN_OR_RETURN(sqlite::Statement remove,
+                     db.Prepare("DELETE FROM role_holders WHERE subject = ?1 AND role = ?2"));
+    remove.Bind(1, subject);
+    remove.Bind(2, static_cast<int64_t>(role));
+    RETURN_IF_ERROR(remove.Run());
+    ASSIGN_OR_RETURN(sqlite::Statement upsert,
+                     db.Prepare("INSERT INTO role_holders (subject, role, recipient, party) "
+                                "VALUES (?1, ?2, ?3, ?4)"));
+    for (const Party& party : holders) {
+      if (party.role() != role) continue;
       upsert.Bind(1, subject);
-      upsert.Bind(2, static_cast<int64_t>(assignment.role()));
-      upsert.Bind(3, assignment.recipient());
+      upsert.Bind(2, static_cast<int64_t>(role));
+      upsert.Bind(3, party.recipient());
       upsert.BindBlob(4, party.SerializeAsString());
       RETURN_IF_ERROR(upsert.Run());
-      if (previous.has_value() && previous->recipient() != assignment.recipient()) {
-        displaced.push_back(*previous);
-      }
+    }
+  }
+  if (displaced.has_value()) holders.push_back(*displaced);
+
+  // A correction or cancellation also reaches whoever received the event it
+  // supersedes.
+  std::vector<RoutedRecipient> superseded_recipients;
+  if (!event.supersedes().event_id().empty()) {
+    ASSIGN_OR_RETURN(sqlite::Statement earlier,
+                     db.Prepare("SELECT delivery FROM deliveries WHERE event_id = ?1 "
+                                "AND subject = ?2 ORDER BY recipient"));
+    earlier.Bind(1, event.supersedes().event_id());
+    earlier.Bind(2, subject);
+    ASSIGN_OR_RETURN(const std::vector<Delivery> earlier_deliveries, ReadDeliveryRows(earlier));
+    for (const Delivery& delivery : earlier_deliveries) {
+      RoutedRecipient& routed = superseded_recipients.emplace_back();
+      routed.recipient = delivery.recipient();
+      for (int role : delivery.roles()) routed.roles.push_back(static_cast<Role>(role));
     }
   }
 
-  ASSIGN_OR_RETURN(std::vector<Party> holders, ListPartiesLocked(subject));
-  holders.insert(holders.end(), displaced.begin(), displaced.end());
+  ASSIGN_OR_RETURN(sqlite::Statement history,
+                   db.Prepare("INSERT INTO case_events (event_id, subject, event) "
+                              "VALUES (?1, ?2, ?3)"));
+  history.Bind(1, event.id());
+  history.Bind(2, subject);
+  history.BindBlob(3, event.SerializeAsString());
+  RETURN_IF_ERROR(history.Run());
 
   std::vector<Delivery> deliveries;
   ASSIGN_OR_RETURN(sqlite::Statement insert,
                    db.Prepare("INSERT INTO deliveries (recipient, stream_sequence, subject, "
                               "case_sequence, event_id, delivery) "
                               "VALUES (?1, ?2, ?3, ?4, ?5, ?6)"));
-  for (const RoutedRecipient& routed : Route(event, holders)) {
+  for (const RoutedRecipient& routed : Route(event, holders, routing_, superseded_recipients)) {
     ASSIGN_OR_RETURN(
         const uint64_t stream_sequence,
         NextSequence(db, "SELECT MAX(stream_sequence) FROM deliveries WHERE recipient = ?1",
@@ -280,6 +361,140 @@ absl::StatusOr<std::vector<Party>> CoordinationStore::ListPartiesLocked(
     }
   }
   return parties;
+}
+
+absl::StatusOr<bool> CoordinationStore::IsApplied(const std::string& event_id) {
+  std::lock_guard<std::mutex> lock(mu_);
+  ASSIGN_OR_RETURN(sqlite::Statement seen,
+                   db_->Prepare("SELECT 1 FROM processed_events WHERE event_id = ?1"));
+  seen.Bind(1, event_id);
+  return seen.Step();
+}
+
+absl::StatusOr<CaseHistory> CoordinationStore::History(const std::string& subject) {
+  std::lock_guard<std::mutex> lock(mu_);
+  CaseHistory history;
+  history.subject = subject;
+  ASSIGN_OR_RETURN(sqlite::Statement select,
+                   db_->Prepare("SELECT event FROM case_events WHERE subject = ?1 "
+                                "ORDER BY position"));
+  select.Bind(1, subject);
+  while (true) {
+    ASSIGN_OR_RETURN(bool row, select.Step());
+    if (!row) break;
+    if (!history.events.emplace_back().ParseFromString(select.ColumnBlob(0))) {
+      return absl::InternalError("coordination store: stored case event does not parse");
+    }
+  }
+  ASSIGN_OR_RETURN(history.holders, ListPartiesLocked(subject));
+  return history;
+}
+
+absl::StatusOr<std::vector<std::string>> CoordinationStore::Subjects() {
+  std::lock_guard<std::mutex> lock(mu_);
+  ASSIGN_OR_RETURN(sqlite::Statement select,
+                   db_->Prepare("SELECT DISTINCT subject FROM case_events ORDER BY subject"));
+  std::vector<std::string> subjects;
+  while (true) {
+    ASSIGN_OR_RETURN(bool row, select.Step());
+    if (!row) break;
+    subjects.push_back(select.ColumnText(0));
+  }
+  return subjects;
+}
+
+absl::Status CoordinationStore::RecordReceipt(const std::string& recipient,
+                                              const std::string& event_id, ReceiptStatus status,
+                                              const std::string& reason, absl::Time at) {
+  std::lock_guard<std::mutex> lock(mu_);
+  sqlite::Transaction transaction(*db_);
+  RETURN_IF_ERROR(transaction.Begin());
+  ASSIGN_OR_RETURN(sqlite::Statement delivered,
+                   db_->Prepare("SELECT 1 FROM deliveries WHERE event_id = ?1 AND recipient = ?2"));
+  delivered.Bind(1, event_id);
+  delivered.Bind(2, recipient);
+  ASSIGN_OR_RETURN(bool found, delivered.Step());
+  if (!found) {
+    return absl::NotFoundError(
+        absl::StrCat("event_id: event ", event_id, " was not delivered to \"", recipient, "\""));
+  }
+  // A receipt never moves a delivery back: RECEIVED does not replace an
+  // ACCEPTED or REJECTED that arrived first (receipts can overtake).
+  ASSIGN_OR_RETURN(sqlite::Statement current,
+                   db_->Prepare("SELECT status FROM receipts WHERE recipient = ?1 AND event_id = ?2"));
+  current.Bind(1, recipient);
+  current.Bind(2, event_id);
+  ASSIGN_OR_RETURN(bool has_receipt, current.Step());
+  if (has_receipt && status == casebridge::coordination::v1::RECEIPT_STATUS_RECEIVED &&
+      current.ColumnInt64(0) != casebridge::coordination::v1::RECEIPT_STATUS_RECEIVED) {
+    return transaction.Commit();
+  }
+  ASSIGN_OR_RETURN(sqlite::Statement upsert,
+                   db_->Prepare("INSERT OR REPLACE INTO receipts (recipient, event_id, status, "
+                                "reason, received_at) VALUES (?1, ?2, ?3, ?4, ?5)"));
+  upsert.Bind(1, recipient);
+  upsert.Bind(2, event_id);
+  upsert.Bind(3, static_cast<int64_t>(status));
+  upsert.Bind(4, reason);
+  upsert.Bind(5, absl::ToUnixMicros(at));
+  RETURN_IF_ERROR(upsert.Run());
+  return transaction.Commit();
+}
+
+absl::StatusOr<DeliveryStatus> CoordinationStore::GetDeliveryStatus(const std::string& event_id) {
+  std::lock_guard<std::mutex> lock(mu_);
+  DeliveryStatus status;
+  ASSIGN_OR_RETURN(sqlite::Statement event_row,
+                   db_->Prepare("SELECT event FROM case_events WHERE event_id = ?1"));
+  event_row.Bind(1, event_id);
+  ASSIGN_OR_RETURN(bool known, event_row.Step());
+  CaseEvent event;
+  if (known && !event.ParseFromString(event_row.ColumnBlob(0))) {
+    return absl::InternalError("coordination store: stored case event does not parse");
+  }
+
+  ASSIGN_OR_RETURN(
+      sqlite::Statement select,
+      db_->Prepare("SELECT d.delivery, d.published, r.status, r.reason, r.received_at "
+                   "FROM deliveries d LEFT JOIN receipts r "
+                   "ON r.recipient = d.recipient AND r.event_id = d.event_id "
+                   "WHERE d.event_id = ?1 ORDER BY d.recipient"));
+  select.Bind(1, event_id);
+  while (true) {
+    ASSIGN_OR_RETURN(bool row, select.Step());
+    if (!row) break;
+    Delivery delivery;
+    if (!delivery.ParseFromString(select.ColumnBlob(0))) {
+      return absl::InternalError("coordination store: stored delivery does not parse");
+    }
+    // Stores older than the case history know the event only from its
+    // deliveries.
+    if (!known) {
+      event = delivery.event();
+      known = true;
+    }
+    RecipientDelivery& entry = *status.add_recipients();
+    entry.set_recipient(delivery.recipient());
+    *entry.mutable_roles() = delivery.roles();
+    entry.set_case_sequence(delivery.case_sequence());
+    *entry.mutable_routed_at() = delivery.routed_at();
+    if (select.ColumnIsNull(2)) {
+      entry.set_state(select.ColumnInt64(1) != 0
+                          ? casebridge::coordination::v1::DELIVERY_STATE_PUBLISHED
+                          : casebridge::coordination::v1::DELIVERY_STATE_ROUTED);
+      status.add_unacknowledged(delivery.recipient());
+    } else {
+      entry.set_state(DeliveryStateFor(static_cast<ReceiptStatus>(select.ColumnInt64(2))));
+      entry.set_reason(select.ColumnText(3));
+      *entry.mutable_acknowledged_at() =
+          ToProtoTimestamp(absl::FromUnixMicros(select.ColumnInt64(4)));
+    }
+  }
+  if (!known) return absl::NotFoundError(absl::StrCat("event_id: unknown event ", event_id));
+  status.set_event_id(event_id);
+  status.set_subject(event.subject());
+  status.set_type(event.type());
+  return status;
 }
 
 }  // namespace casebridge::coordination

@@ -1,14 +1,19 @@
-// The coordination store: who holds which role on each case, and every
-// delivery of a case event to a recipient, in one SQLite file
+// The coordination store: who holds which role on each case, every case
+// event consumed (the case's history), every delivery of a case event to a
+// recipient, and the recipients' receipts, in one SQLite file
 // (`CoordinationServiceConfig.store_path`).
 //
 // The store is what makes delivery crash-safe. `Apply` turns one consumed
 // case event into its deliveries in a single transaction, so after a crash
-// either the event and all its deliveries are stored or none are; a
-// re-consumed event is recognised by its id and yields nothing new. Stored
-// deliveries stay pending until the delivery processor marks them published
-// on the recipients' Kafka topics, and they remain readable (for `Subscribe`)
-// afterwards.
+// either the event, its place in the case's history and all its deliveries
+// are stored or none are; a re-consumed event is recognised by its id and
+// yields nothing new. Stored deliveries stay pending until the delivery
+// processor marks them published on the recipients' Kafka topics, and they
+// remain readable (for `Subscribe`) afterwards.
+//
+// Every applied event is kept in the case's history, also one routed to
+// nobody, so the timeline, the tasks and the case rules (`case_rules.h`) see
+// the whole case.
 //
 // Numbering. Each delivery carries two sequence numbers, both starting at 1
 // and without gaps:
@@ -18,8 +23,9 @@
 //                    `Subscribe`.
 //
 // Errors: kInvalidArgument for an event the store cannot apply (no id or
-// subject; a role event without role or recipient); kInternal for a storage
-// failure (SQLite's message, never personal data).
+// subject; a role event without role or recipient); kNotFound where a method
+// says so; kInternal for a storage failure (SQLite's message, never personal
+// data).
 //
 // Thread safety: safe for concurrent use (one mutex serialises the file).
 #pragma once
@@ -32,27 +38,44 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "casebridge/config/v1/config.pb.h"
 #include "casebridge/coordination/v1/coordination_service.pb.h"
 #include "casebridge/events/v1/case_event.pb.h"
 #include "services/common/sqlite.h"
+#include "services/coordination/case_rules.h"
 
 namespace casebridge::coordination {
 
+// Returns the role holders of a case after `event`, given the holders
+// `holders` before it, ordered by role: an assignment replaces the holder of
+// its role; a release removes the holder of its role if that holder is the
+// recipient it names (a stale release changes nothing). Any other event
+// leaves the holders as they are.
+std::vector<casebridge::coordination::v1::Party> HoldersAfter(
+    const std::vector<casebridge::coordination::v1::Party>& holders,
+    const casebridge::events::v1::CaseEvent& event);
+
+// Returns OK if `Apply` can apply `event`, else kInvalidArgument: an event
+// without id or subject, or a role event without role or recipient.
+absl::Status ValidateCaseEvent(const casebridge::events::v1::CaseEvent& event);
+
 class CoordinationStore {
  public:
-  // Opens (creating if missing) the store at `path`. kInternal if the file
-  // cannot be opened.
-  static absl::StatusOr<std::unique_ptr<CoordinationStore>> Open(const std::string& path);
+  // Opens (creating if missing) the store at `path`; `Apply` routes by
+  // `routing` (valid, see `ValidateRoutingConfig`; empty: every holder
+  // receives every event). kInternal if the file cannot be opened.
+  static absl::StatusOr<std::unique_ptr<CoordinationStore>> Open(
+      const std::string& path, casebridge::config::v1::RoutingConfig routing = {});
 
   // Applies one case event and returns the deliveries it produced, in the
   // order they were stored (all unpublished). Returns an empty vector if an
   // event with the same id was applied before (re-consumed after a crash).
   //
-  // A role event changes the case's holders first: an assignment replaces
-  // the holder of its role; a release removes the holder of its role if that
-  // holder is the recipient it names (a stale release changes nothing). The
-  // event then goes to the holders after the change plus the holder it
-  // displaced, as `Route` decides. `routed_at` is stamped on every delivery.
+  // A role event changes the case's holders first (`HoldersAfter`). The
+  // event is added to the case's history, then routed by `Route` under the
+  // store's routing rules to the holders after the change, the holder it
+  // displaced, and, for a correction or cancellation, the recipients of the
+  // event it supersedes. `routed_at` is stamped on every delivery.
   absl::StatusOr<std::vector<casebridge::coordination::v1::Delivery>> Apply(
       const casebridge::events::v1::CaseEvent& event, absl::Time routed_at);
 
@@ -78,8 +101,36 @@ class CoordinationStore {
   absl::StatusOr<std::vector<casebridge::coordination::v1::Party>> ListParties(
       const std::string& subject);
 
+  // True if an event with id `event_id` was applied.
+  absl::StatusOr<bool> IsApplied(const std::string& event_id);
+
+  // Returns what the store knows of case `subject`: every applied event of
+  // the case in the order it was applied, and the current holders. Empty
+  // (with `subject` set) for an unknown case.
+  absl::StatusOr<CaseHistory> History(const std::string& subject);
+
+  // Returns every case with at least one applied event, ascending.
+  absl::StatusOr<std::vector<std::string>> Subjects();
+
+  // Records `recipient`'s receipt for event `event_id` at `at`, replacing
+  // any earlier receipt of that recipient for that event. kNotFound if the
+  // event was not delivered to `recipient`.
+  // REQUIRES: `status` is RECEIVED, ACCEPTED or REJECTED.
+  absl::Status RecordReceipt(const std::string& recipient, const std::string& event_id,
+                             casebridge::coordination::v1::ReceiptStatus status,
+                             const std::string& reason, absl::Time at);
+
+  // Returns the delivery status of event `event_id`: one entry per recipient
+  // it was routed to, ordered by recipient, and the recipients without a
+  // receipt. An event routed to nobody has no entries. kNotFound if no event
+  // with that id was applied.
+  absl::StatusOr<casebridge::coordination::v1::DeliveryStatus> GetDeliveryStatus(
+      const std::string& event_id);
+
  private:
-  explicit CoordinationStore(std::unique_ptr<sqlite::Database> db) : db_(std::move(db)) {}
+  CoordinationStore(std::unique_ptr<sqlite::Database> db,
+                    casebridge::config::v1::RoutingConfig routing)
+      : db_(std::move(db)), routing_(std::move(routing)) {}
 
   absl::StatusOr<std::vector<casebridge::coordination::v1::Delivery>> ApplyLocked(
       const casebridge::events::v1::CaseEvent& event, absl::Time routed_at);
@@ -88,6 +139,7 @@ class CoordinationStore {
 
   std::mutex mu_;
   std::unique_ptr<sqlite::Database> db_;  // guarded by mu_
+  const casebridge::config::v1::RoutingConfig routing_;
 };
 
 }  // namespace casebridge::coordination

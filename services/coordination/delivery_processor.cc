@@ -11,6 +11,7 @@
 #include "services/common/kafka/cloudevents.h"
 #include "services/common/log.h"
 #include "services/common/status_macros.h"
+#include "services/coordination/derived_events.h"
 
 namespace casebridge::coordination {
 
@@ -26,11 +27,13 @@ kafka::Record DeliveryRecord(const std::string& topic, const Delivery& delivery)
 }
 
 DeliveryProcessor::DeliveryProcessor(CoordinationStore& store, kafka::Consumer& consumer,
-                                     kafka::Publisher& publisher, DeliveryNotifier& notifier,
-                                     DeliveryProcessorOptions options, Clock& clock)
+                                     kafka::Publisher& publisher, EventRecorder& recorder,
+                                     DeliveryNotifier& notifier, DeliveryProcessorOptions options,
+                                     Clock& clock)
     : store_(store),
       consumer_(consumer),
       publisher_(publisher),
+      recorder_(recorder),
       notifier_(notifier),
       options_(std::move(options)),
       clock_(clock) {}
@@ -103,6 +106,17 @@ absl::Status DeliveryProcessor::Process(const kafka::Record& record) {
     LogWarning("undecodable record skipped", {{"error", std::string(event.status().message())}});
     return absl::OkStatus();
   }
+  // Another municipality's instance handles it: the expected case on a
+  // shared canonical topic, so not logged.
+  if (event->municipality() != options_.municipality) {
+    ++other_municipality_;
+    return absl::OkStatus();
+  }
+  if (absl::Status usable = ValidateCaseEvent(*event); !usable.ok()) {
+    ++skipped_;
+    LogWarning("unusable case event skipped", {{"error", std::string(usable.message())}});
+    return absl::OkStatus();
+  }
   if (event->has_role_assignment() &&
       !options_.recipient_topics.contains(event->role_assignment().recipient())) {
     ++skipped_;
@@ -112,6 +126,7 @@ absl::Status DeliveryProcessor::Process(const kafka::Record& record) {
                 {"recipient", event->role_assignment().recipient()}});
     return absl::OkStatus();
   }
+  RETURN_IF_ERROR(Derive(*event));
   absl::StatusOr<std::vector<Delivery>> deliveries = store_.Apply(*event, clock_.Now());
   if (absl::IsInvalidArgument(deliveries.status())) {
     ++skipped_;
@@ -121,6 +136,20 @@ absl::Status DeliveryProcessor::Process(const kafka::Record& record) {
   }
   RETURN_IF_ERROR(deliveries.status());
   return PublishPending();
+}
+
+absl::Status DeliveryProcessor::Derive(const CaseEvent& event) {
+  ASSIGN_OR_RETURN(const bool applied, store_.IsApplied(event.id()));
+  if (applied) return absl::OkStatus();
+  ASSIGN_OR_RETURN(CaseHistory history, store_.History(event.subject()));
+  history.holders = HoldersAfter(history.holders, event);
+  history.events.push_back(event);
+  const std::vector<DerivedEvent> derived = options_.derive
+                                                ? options_.derive(history, event)
+                                                : DeriveFromEvent(history, event, options_.load);
+  ASSIGN_OR_RETURN(const int recorded, RecordDerivedEvents(recorder_, event.subject(), derived));
+  derived_recorded_ += recorded;
+  return absl::OkStatus();
 }
 
 absl::Status DeliveryProcessor::PublishPending() {
@@ -176,8 +205,15 @@ absl::Status DeliveryProcessor::PublishPending() {
 }
 
 DeliveryProcessorStats DeliveryProcessor::stats() const {
-  return {records_.load(), undecodable_.load(), skipped_.load(), deliveries_published_.load(),
-          publish_failures_.load()};
+  DeliveryProcessorStats stats;
+  stats.records = records_.load();
+  stats.undecodable = undecodable_.load();
+  stats.skipped = skipped_.load();
+  stats.other_municipality = other_municipality_.load();
+  stats.derived_recorded = derived_recorded_.load();
+  stats.deliveries_published = deliveries_published_.load();
+  stats.publish_failures = publish_failures_.load();
+  return stats;
 }
 
 }  // namespace casebridge::coordination

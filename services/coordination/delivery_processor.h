@@ -3,9 +3,26 @@
 //
 // For each record of the canonical topic, on its own thread:
 //
-//   decode → `CoordinationStore::Apply` (one transaction) → publish every
-//   pending delivery to its recipient's topic → wait until all are durable →
-//   `MarkPublished` → wake `Subscribe` streams → commit the record's offset
+//   decode → skip other municipalities' events → derive (`DeriveFromEvent`)
+//   and record the derived events → `CoordinationStore::Apply` (one
+//   transaction) → publish every pending delivery to its recipient's topic →
+//   wait until all are durable → `MarkPublished` → wake `Subscribe` streams →
+//   commit the record's offset
+//
+// One municipality per instance. Every coordination instance consumes the
+// one canonical topic (in its own consumer group); an event whose
+// `municipality` is not the instance's own is counted, committed and skipped:
+// not derived from, not stored, not delivered.
+//
+// Derived events. Before an event E is applied, the case rules see the
+// case's history with E appended (and the holders after E), and every event
+// they derive is recorded through the coordination `EventRecorder` onto the
+// canonical topic, where it comes back round to be routed like any event.
+// Derivation happens before `Apply` and before the commit, and each derived
+// event's idempotency key names its situation: a crash in between derives the
+// same events again with the same keys, and the recorder records nothing
+// twice. An event already applied (consumed again) is not derived from again.
+// If recording fails (Kafka), E is retried with backoff, not skipped.
 //
 // Crash safety: at-least-once with de-duplication. The offset is committed
 // only after the deliveries are durable; a record consumed again after a
@@ -15,10 +32,10 @@
 // `ce_recipientseq`), never miss one.
 //
 // Records that can never be applied are logged (without personal data),
-// counted, committed and skipped: undecodable records and role events naming
-// a recipient that is not configured (AssignRole refuses those; a dead-letter
-// topic comes later). Publishing failures are retried with backoff, without
-// committing and without skipping.
+// counted, committed and skipped: undecodable records, events without id or
+// subject, and role events naming a recipient that is not configured
+// (AssignRole refuses those; a dead-letter topic comes later). Publishing
+// failures are retried with backoff, without committing and without skipping.
 //
 // On a recipient's topic a delivery is `kafka::CaseEventRecord(topic, event)`
 // plus the headers `ce_recipient` (the recipient id) and `ce_recipientseq`
@@ -32,24 +49,40 @@
 #include <atomic>
 #include <condition_variable>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <mutex>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/time/time.h"
 #include "casebridge/coordination/v1/coordination_service.pb.h"
+#include "casebridge/config/v1/config.pb.h"
 #include "services/common/clock.h"
+#include "services/common/event_recorder.h"
 #include "services/common/kafka/consumer.h"
 #include "services/common/kafka/publisher.h"
 #include "services/common/kafka/record.h"
+#include "services/coordination/case_rules.h"
 #include "services/coordination/coordination_store.h"
 #include "services/coordination/delivery_notifier.h"
 
 namespace casebridge::coordination {
 
 struct DeliveryProcessorOptions {
+  // The instance's municipality (kommunekode). Events of any other
+  // municipality are skipped. Required.
+  std::string municipality;
+  // The municipality's load limits, for `DeriveFromEvent`.
+  casebridge::config::v1::LoadConfig load;
+  // The case rules: what to record because of `event`, given the case's
+  // `history` (`event` last, holders after it). Empty (the default):
+  // `DeriveFromEvent(history, event, load)`. Tests replace it.
+  std::function<std::vector<DerivedEvent>(const CaseHistory& history,
+                                          const casebridge::events::v1::CaseEvent& event)>
+      derive;
   // Recipient id → its Kafka topic (`RecipientTopics(config)`). A stored
   // delivery to a recipient missing here is logged as an error and marked
   // published without being sent.
@@ -71,6 +104,8 @@ struct DeliveryProcessorStats {
   int64_t records = 0;              // records taken from the canonical topic
   int64_t undecodable = 0;          // skipped: not a CaseEvent record
   int64_t skipped = 0;              // skipped: unknown recipient or unusable event
+  int64_t other_municipality = 0;   // skipped: another municipality's event
+  int64_t derived_recorded = 0;     // derived events newly recorded
   int64_t deliveries_published = 0; // deliveries durable on a recipient topic
   int64_t publish_failures = 0;     // batches that failed and were retried
 };
@@ -85,10 +120,12 @@ kafka::Record DeliveryRecord(const std::string& topic,
 
 class DeliveryProcessor {
  public:
-  // Every reference must outlive the processor.
+  // Every reference must outlive the processor. `recorder` records the
+  // derived events (the coordination service's own ledger).
   DeliveryProcessor(CoordinationStore& store, kafka::Consumer& consumer,
-                    kafka::Publisher& publisher, DeliveryNotifier& notifier,
-                    DeliveryProcessorOptions options, Clock& clock = RealClock());
+                    kafka::Publisher& publisher, EventRecorder& recorder,
+                    DeliveryNotifier& notifier, DeliveryProcessorOptions options,
+                    Clock& clock = RealClock());
   DeliveryProcessor(const DeliveryProcessor&) = delete;
   DeliveryProcessor& operator=(const DeliveryProcessor&) = delete;
   // Stops the thread if it runs.
@@ -108,13 +145,17 @@ class DeliveryProcessor {
   absl::Status PublishPending();
 
   // Handles one consumed record up to, not including, the commit: OK when the
-  // record may be committed (applied and published, or skipped).
+  // record may be committed (derived from, applied and published, or
+  // skipped).
   absl::Status Process(const kafka::Record& record);
 
   DeliveryProcessorStats stats() const;
 
  private:
   void Run();
+  // Records what the case rules derive from `event` unless it was applied
+  // before.
+  absl::Status Derive(const casebridge::events::v1::CaseEvent& event);
   // Retries `step` with backoff until it succeeds (true) or `Stop` (false).
   template <typename Step>
   bool RetryUntilDone(const char* what, Step step);
@@ -125,6 +166,7 @@ class DeliveryProcessor {
   CoordinationStore& store_;
   kafka::Consumer& consumer_;
   kafka::Publisher& publisher_;
+  EventRecorder& recorder_;
   DeliveryNotifier& notifier_;
   const DeliveryProcessorOptions options_;
   Clock& clock_;
@@ -132,6 +174,8 @@ class DeliveryProcessor {
   std::atomic<int64_t> records_{0};
   std::atomic<int64_t> undecodable_{0};
   std::atomic<int64_t> skipped_{0};
+  std::atomic<int64_t> other_municipality_{0};
+  std::atomic<int64_t> derived_recorded_{0};
   std::atomic<int64_t> deliveries_published_{0};
   std::atomic<int64_t> publish_failures_{0};
 

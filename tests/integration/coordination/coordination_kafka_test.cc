@@ -131,10 +131,11 @@ class CoordinationKafkaTest : public ::testing::Test {
     ASSERT_THAT(consumer, IsOk());
     consumer_ = *std::move(consumer);
     DeliveryProcessorOptions options;
+    options.municipality = config_.municipality();
     options.recipient_topics = RecipientTopics(config_);
     options.delivery_timeout = kafka::DeliveryTimeout(kafka_);
-    processor_ = std::make_unique<DeliveryProcessor>(*store_, *consumer_, *publisher_, notifier_,
-                                                     options);
+    processor_ = std::make_unique<DeliveryProcessor>(*store_, *consumer_, *publisher_, *recorder_,
+                                                     notifier_, options);
     processor_->Start();
   }
 

@@ -16,7 +16,8 @@
 #include "gtest/gtest.h"
 #include "services/common/proto_time.h"
 #include "services/coordination/coordination_app.h"
-#include "services/jobcentre/jobcentre_app.h"
+#include "services/common/case_system_app.h"
+#include "services/jobcentre/jobcentre_system.h"
 #include "tests/support/kafka_reader.h"
 #include "tests/support/status_matchers.h"
 #include "tests/support/test_env.h"
@@ -105,14 +106,14 @@ class EndToEndTest : public ::testing::Test {
     ASSERT_OK(coordination_app);
     coordination_app_ = *std::move(coordination_app);
 
-    config::v1::JobCentreServiceConfig jobcentre;
+    config::v1::CaseSystemServiceConfig jobcentre;
     jobcentre.set_municipality("0751");
     jobcentre.mutable_server()->set_listen_address("127.0.0.1:0");
     *jobcentre.mutable_kafka() = kafka;
     jobcentre.set_canonical_topic(canonical_);
     jobcentre.mutable_adapter()->mutable_reference()->set_database_path(dir_.File("jobcentre.db"));
     jobcentre.set_ledger_path(dir_.File("jobcentre-ledger.db"));
-    auto jobcentre_app = jobcentre::JobCentreApp::Start(jobcentre, kKey);
+    auto jobcentre_app = CaseSystemApp::Start(jobcentre::JobCentreSystem(), jobcentre, kKey);
     ASSERT_OK(jobcentre_app);
     jobcentre_app_ = *std::move(jobcentre_app);
 
@@ -150,7 +151,7 @@ class EndToEndTest : public ::testing::Test {
   }
 
   recording::v1::RecordResponse Refuse() {
-    jobcentre::v1::RecordDecisionRequest request;
+    recording::v1::RecordDecisionRequest request;
     FillContext(request.mutable_context(), "refusal-1");
     auto* basis = request.mutable_context()->add_legal_basis();
     basis->set_law("LAB");
@@ -174,7 +175,7 @@ class EndToEndTest : public ::testing::Test {
   }
 
   recording::v1::RecordResponse BookFollowUp() {
-    jobcentre::v1::BookAppointmentRequest request;
+    recording::v1::BookAppointmentRequest request;
     FillContext(request.mutable_context(), "follow-up-1");
     auto* appointment = request.mutable_appointment();
     appointment->set_kind(events::v1::APPOINTMENT_KIND_FOLLOW_UP_CONVERSATION);
@@ -193,7 +194,7 @@ class EndToEndTest : public ::testing::Test {
   std::string canonical_;
   std::map<std::string, std::string> topics_;
   std::unique_ptr<coordination::CoordinationApp> coordination_app_;
-  std::unique_ptr<jobcentre::JobCentreApp> jobcentre_app_;
+  std::unique_ptr<CaseSystemApp> jobcentre_app_;
   std::unique_ptr<jobcentre::v1::JobCentreService::Stub> jobcentre_;
   std::unique_ptr<coordination::v1::CoordinationService::Stub> coordination_;
 };

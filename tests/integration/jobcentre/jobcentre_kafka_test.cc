@@ -7,7 +7,7 @@
 #include <filesystem>
 #include <thread>
 
-#include "adapters/jobcentre/reference/reference_jobcentre_adapter.h"
+#include "adapters/jobcentre/reference/reference_jobcentre_system.h"
 #include "casebridge/jobcentre/v1/jobcentre_service.grpc.pb.h"
 #include "gmock/gmock.h"
 #include "google/protobuf/util/time_util.h"
@@ -18,7 +18,8 @@
 #include "services/common/kafka/consumer.h"
 #include "services/common/kafka/kafka_publisher.h"
 #include "services/common/pseudonym.h"
-#include "services/jobcentre/jobcentre_service.h"
+#include "services/common/case_system_service.h"
+#include "services/jobcentre/jobcentre_system.h"
 #include "tests/support/kafka_reader.h"
 #include "tests/support/status_matchers.h"
 #include "tests/support/test_env.h"
@@ -63,9 +64,9 @@ class JobCentreUnderTest {
 
  private:
   void Start() {
-    config::v1::ReferenceJobCentreConfig reference;
+    config::v1::ReferenceSystemConfig reference;
     reference.set_database_path(dir_.File("jobcentre.db"));
-    adapter_ = *reference::NewReferenceJobCentreAdapter(reference);
+    adapter_ = *reference::NewReferenceJobCentreSystem(reference);
     publisher_ = *kafka::NewKafkaPublisher(kafka_, {topic_});
     RecorderOptions options;
     options.topic = topic_;
@@ -75,8 +76,9 @@ class JobCentreUnderTest {
     options.delivery_timeout = absl::Seconds(15);
     recorder_ = *EventRecorder::Create(dir_.File("ledger.db"), options, *publisher_);
     pseudonymizer_ = *Pseudonymizer::Create(std::string(40, 'k'));
-    service_ = std::make_unique<JobCentreServiceImpl>(*adapter_, *recorder_, *pseudonymizer_,
-                                                      "0751", absl::Seconds(5));
+    core_ = std::make_unique<CaseSystemCore>(JobCentreProfile(), *adapter_, *recorder_,
+                                             *pseudonymizer_, "0751", absl::Seconds(5));
+    service_ = std::make_unique<JobCentreServiceImpl>(*core_);
     config::v1::ServerConfig server;
     server.set_listen_address("127.0.0.1:0");
     server_ = *StartGrpcServer(server, {service_.get()});
@@ -87,6 +89,7 @@ class JobCentreUnderTest {
     if (server_.server) server_.server->Shutdown();
     server_.server.reset();
     service_.reset();
+    core_.reset();
     recorder_.reset();
     publisher_.reset();
     adapter_.reset();
@@ -95,10 +98,11 @@ class JobCentreUnderTest {
   const TempDir& dir_;
   std::string topic_;
   config::v1::KafkaConfig kafka_;
-  std::unique_ptr<JobCentreAdapter> adapter_;
+  std::unique_ptr<CaseSystemAdapter> adapter_;
   std::unique_ptr<kafka::Publisher> publisher_;
   std::unique_ptr<EventRecorder> recorder_;
   std::unique_ptr<Pseudonymizer> pseudonymizer_;
+  std::unique_ptr<CaseSystemCore> core_;
   std::unique_ptr<JobCentreServiceImpl> service_;
   StartedServer server_;
   std::unique_ptr<v1::JobCentreService::Stub> stub_;
@@ -115,8 +119,8 @@ class JobCentreKafkaTest : public ::testing::Test {
     context->mutable_actor()->set_unit("Jobcenter Aarhus, Team Ressourceforløb");
   }
 
-  v1::RecordDecisionRequest Refusal(const std::string& key) {
-    v1::RecordDecisionRequest request;
+  recording::v1::RecordDecisionRequest Refusal(const std::string& key) {
+    recording::v1::RecordDecisionRequest request;
     FillContext(request.mutable_context(), key);
     auto* basis = request.mutable_context()->add_legal_basis();
     basis->set_law("LAB");
@@ -139,8 +143,8 @@ class JobCentreKafkaTest : public ::testing::Test {
     return request;
   }
 
-  v1::BookAppointmentRequest FollowUp(const std::string& key) {
-    v1::BookAppointmentRequest request;
+  recording::v1::BookAppointmentRequest FollowUp(const std::string& key) {
+    recording::v1::BookAppointmentRequest request;
     FillContext(request.mutable_context(), key);
     auto* appointment = request.mutable_appointment();
     appointment->set_kind(events::v1::APPOINTMENT_KIND_FOLLOW_UP_CONVERSATION);
@@ -216,14 +220,14 @@ TEST_F(JobCentreKafkaTest, RetriesWithSameKeyYieldExactlyOneRecord) {
 }
 
 TEST_F(JobCentreKafkaTest, InvalidRequestIsRefusedAndPublishesNothing) {
-  v1::RecordDecisionRequest bad = Refusal("bad-request-key");
+  recording::v1::RecordDecisionRequest bad = Refusal("bad-request-key");
   bad.mutable_decision()->clear_complaint();
   grpc::ClientContext context;
   recording::v1::RecordResponse response;
   EXPECT_THAT(service_.stub().RecordDecision(&context, bad, &response),
               GrpcStatusIs(grpc::StatusCode::INVALID_ARGUMENT, HasSubstr("decision.complaint")));
 
-  v1::BookAppointmentRequest bad_cpr = FollowUp("bad-cpr-key");
+  recording::v1::BookAppointmentRequest bad_cpr = FollowUp("bad-cpr-key");
   bad_cpr.mutable_context()->mutable_case_ref()->set_cpr("320185-1234");
   grpc::ClientContext context2;
   EXPECT_THAT(service_.stub().BookAppointment(&context2, bad_cpr, &response),
@@ -240,13 +244,13 @@ TEST_F(JobCentreKafkaTest, InvalidRequestIsRefusedAndPublishesNothing) {
 }
 
 TEST_F(JobCentreKafkaTest, AppointmentLifecycleArrivesInOrder) {
-  const v1::BookAppointmentRequest book = FollowUp("book-1");
+  const recording::v1::BookAppointmentRequest book = FollowUp("book-1");
   recording::v1::RecordResponse booked;
   {
     grpc::ClientContext context;
     ASSERT_TRUE(service_.stub().BookAppointment(&context, book, &booked).ok());
   }
-  v1::RescheduleAppointmentRequest reschedule;
+  recording::v1::RescheduleAppointmentRequest reschedule;
   FillContext(reschedule.mutable_context(), "move-1");
   reschedule.set_appointment_id(booked.record_id());
   *reschedule.mutable_start() = TimeUtil::GetCurrentTime() + TimeUtil::HoursToDuration(96);
@@ -257,7 +261,7 @@ TEST_F(JobCentreKafkaTest, AppointmentLifecycleArrivesInOrder) {
     grpc::ClientContext context;
     ASSERT_TRUE(service_.stub().RescheduleAppointment(&context, reschedule, &moved).ok());
   }
-  v1::CancelAppointmentRequest cancel;
+  recording::v1::CancelAppointmentRequest cancel;
   FillContext(cancel.mutable_context(), "cancel-1");
   cancel.set_appointment_id(booked.record_id());
   cancel.set_reason("Forløbet er sat på pause.");
@@ -299,7 +303,7 @@ TEST_F(JobCentreKafkaTest, RestartKeepsIdempotencyAndState) {
   EXPECT_TRUE(again.replayed());
   EXPECT_EQ(again.event_id(), first.event_id());
   // The reference system's state survived too: the appointment can be moved.
-  v1::CancelAppointmentRequest cancel;
+  recording::v1::CancelAppointmentRequest cancel;
   FillContext(cancel.mutable_context(), "cancel-after-restart");
   cancel.set_appointment_id(first.record_id());
   cancel.set_reason("Aflyst.");

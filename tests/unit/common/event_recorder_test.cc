@@ -521,6 +521,33 @@ TEST_F(EventRecorderInFlightTest, ConcurrentEventsOfOneCaseAreEachSentOnce) {
   EXPECT_EQ(publisher_.SequenceOf(1), 2u);
 }
 
+// Regression: when an earlier event of the case failed, the call whose event
+// another call happened to send answers OK only once that send is durable.
+TEST_F(EventRecorderInFlightTest, CallWhoseEventAnotherCallSendsWaitsForItsOutcome) {
+  absl::StatusOr<RecordOutcome> failed, second, third;
+  std::thread a = RecordAsync("key-1", &failed);
+  ASSERT_TRUE(testing::PollUntil([&] { return publisher_.sent() == 1; }));
+  publisher_.Resolve(0, absl::UnavailableError("broker down"));
+  a.join();
+  ASSERT_THAT(failed, StatusIs(absl::StatusCode::kUnavailable));
+
+  std::thread x = RecordAsync("key-2", &second);  // re-sends key-1 first
+  ASSERT_TRUE(testing::PollUntil([&] { return publisher_.sent() == 2; }));
+  std::thread y = RecordAsync("key-3", &third);   // sends key-2 (key-1 is in flight)
+  ASSERT_TRUE(testing::PollUntil([&] { return publisher_.sent() == 3; }));
+  EXPECT_EQ(publisher_.SequenceOf(1), 1u);
+  EXPECT_EQ(publisher_.SequenceOf(2), 2u);
+  publisher_.Resolve(1, absl::OkStatus());  // key-1 durable; key-2 still in flight
+  x.join();
+  EXPECT_THAT(second, StatusIs(absl::StatusCode::kUnavailable));
+  publisher_.Resolve(2, absl::OkStatus());  // key-2 durable; then key-3 goes out
+  ASSERT_TRUE(testing::PollUntil([&] { return publisher_.sent() == 4; }));
+  EXPECT_EQ(publisher_.SequenceOf(3), 3u);
+  publisher_.Resolve(3, absl::OkStatus());
+  y.join();
+  ASSERT_OK(third);
+}
+
 // A retry while the first call is still waiting for Kafka does not send
 // the event a second time and does not claim it is durable.
 TEST_F(EventRecorderInFlightTest, RetryWhileTheFirstCallWaitsIsUnavailable) {

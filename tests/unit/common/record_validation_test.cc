@@ -7,7 +7,7 @@
 
 #include "absl/status/status.h"
 #include "absl/time/time.h"
-#include "casebridge/jobcentre/v1/jobcentre_service.pb.h"
+#include "casebridge/recording/v1/recording.pb.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "services/common/pseudonym.h"
@@ -17,9 +17,9 @@
 namespace casebridge {
 namespace {
 
-using ::casebridge::jobcentre::v1::BookAppointmentRequest;
-using ::casebridge::jobcentre::v1::CancelAppointmentRequest;
-using ::casebridge::jobcentre::v1::RecordDecisionRequest;
+using ::casebridge::recording::v1::BookAppointmentRequest;
+using ::casebridge::recording::v1::CancelAppointmentRequest;
+using ::casebridge::recording::v1::RecordDecisionRequest;
 using ::casebridge::testing::IsOk;
 using ::casebridge::testing::StatusIs;
 using ::testing::HasSubstr;
@@ -445,6 +445,152 @@ TEST(RecordValidationTest, LegalBasisIsOptionalForABooking) {
   ASSERT_EQ(request.context().legal_basis_size(), 0);
   EXPECT_OK(Validate(request));
 }
+
+// ---------------------------------------------------------------------------
+// Referral steps
+
+// A step with `status` that passes every check: what the proto comment of
+// RecordReferralStepRequest requires for it, and nothing more.
+events::v1::Referral ValidStep(events::v1::ReferralStatus status) {
+  events::v1::Referral referral;
+  referral.set_status(status);
+  switch (status) {
+    case events::v1::REFERRAL_STATUS_SENT:
+      referral.mutable_offer()->set_code("SUL-140");
+      referral.mutable_to_unit()->set_id("0751-sundhed-genoptraening");
+      return referral;
+    case events::v1::REFERRAL_STATUS_ASSESSED:
+      referral.mutable_assessment()->set_in_target_group(true);
+      break;
+    case events::v1::REFERRAL_STATUS_REFUSED:
+    case events::v1::REFERRAL_STATUS_INTERRUPTED:
+      referral.add_reasons()->set_code("capacity");
+      break;
+    case events::v1::REFERRAL_STATUS_ESTIMATE_CHANGED:
+      referral.mutable_estimated_start()->set_seconds(kNowSeconds + 30 * 86400);
+      break;
+    case events::v1::REFERRAL_STATUS_FORWARDED:
+      referral.mutable_forwarded_to()->set_id("0751-sundhed-nord");
+      break;
+    default:
+      break;
+  }
+  referral.set_referral_id("R-000001");
+  return referral;
+}
+
+class ValidReferralStepTest : public ::testing::TestWithParam<events::v1::ReferralStatus> {};
+
+TEST_P(ValidReferralStepTest, Passes) {
+  EXPECT_OK(ValidateReferralStep(ValidStep(GetParam()), "referral"));
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    EveryStatus, ValidReferralStepTest,
+    ::testing::Values(events::v1::REFERRAL_STATUS_SENT, events::v1::REFERRAL_STATUS_RECEIVED,
+                      events::v1::REFERRAL_STATUS_ASSESSED, events::v1::REFERRAL_STATUS_ACCEPTED,
+                      events::v1::REFERRAL_STATUS_REFUSED, events::v1::REFERRAL_STATUS_WAITLISTED,
+                      events::v1::REFERRAL_STATUS_ESTIMATE_CHANGED,
+                      events::v1::REFERRAL_STATUS_STARTED, events::v1::REFERRAL_STATUS_ENDED,
+                      events::v1::REFERRAL_STATUS_INTERRUPTED,
+                      events::v1::REFERRAL_STATUS_FORWARDED),
+    [](const auto& info) { return events::v1::ReferralStatus_Name(info.param); });
+
+TEST(ValidReferralStepTest, AssessmentOutOfTheTargetGroupWithReasonsPasses) {
+  events::v1::Referral referral = ValidStep(events::v1::REFERRAL_STATUS_ASSESSED);
+  referral.mutable_assessment()->set_in_target_group(false);
+  referral.mutable_assessment()->add_reasons()->set_code("not-in-target-group");
+  referral.mutable_assessment()->add_alternatives()->mutable_offer()->set_code("SEL-85");
+  EXPECT_OK(ValidateReferralStep(referral, "referral"));
+}
+
+struct BadReferralStep {
+  std::string name;
+  events::v1::ReferralStatus status;
+  std::function<void(events::v1::Referral&)> mutate;
+  // The field path the message must start with.
+  std::string field;
+};
+
+void PrintTo(const BadReferralStep& c, std::ostream* os) { *os << c.name; }
+
+class BadReferralStepTest : public ::testing::TestWithParam<BadReferralStep> {};
+
+TEST_P(BadReferralStepTest, IsInvalidArgumentNamingTheField) {
+  events::v1::Referral referral = ValidStep(GetParam().status);
+  GetParam().mutate(referral);
+  EXPECT_THAT(ValidateReferralStep(referral, "referral"),
+              StatusIs(absl::StatusCode::kInvalidArgument, StartsWith(GetParam().field + ": ")));
+}
+
+using events::v1::Referral;
+
+INSTANTIATE_TEST_SUITE_P(
+    Fields, BadReferralStepTest,
+    ::testing::Values(
+        BadReferralStep{"StatusUnspecified", events::v1::REFERRAL_STATUS_RECEIVED,
+                        [](Referral& r) { r.set_status(events::v1::REFERRAL_STATUS_UNSPECIFIED); },
+                        "referral.status"},
+        BadReferralStep{"StatusUnknown", events::v1::REFERRAL_STATUS_RECEIVED,
+                        [](Referral& r) { r.set_status(static_cast<events::v1::ReferralStatus>(77)); },
+                        "referral.status"},
+        BadReferralStep{"SentWithReferralId", events::v1::REFERRAL_STATUS_SENT,
+                        [](Referral& r) { r.set_referral_id("R-000001"); }, "referral.referral_id"},
+        BadReferralStep{"SentWithoutOffer", events::v1::REFERRAL_STATUS_SENT,
+                        [](Referral& r) { r.clear_offer(); }, "referral.offer"},
+        BadReferralStep{"SentWithoutOfferCode", events::v1::REFERRAL_STATUS_SENT,
+                        [](Referral& r) { r.mutable_offer()->clear_code(); },
+                        "referral.offer.code"},
+        BadReferralStep{"SentWithoutToUnit", events::v1::REFERRAL_STATUS_SENT,
+                        [](Referral& r) { r.clear_to_unit(); }, "referral.to_unit"},
+        BadReferralStep{"SentToUnitWithoutId", events::v1::REFERRAL_STATUS_SENT,
+                        [](Referral& r) { r.mutable_to_unit()->clear_id(); },
+                        "referral.to_unit.id"},
+        BadReferralStep{"FromUnitWithoutId", events::v1::REFERRAL_STATUS_SENT,
+                        [](Referral& r) { r.mutable_from_unit()->set_name("Jobcenter"); },
+                        "referral.from_unit.id"},
+        BadReferralStep{"ReceivedWithoutReferralId", events::v1::REFERRAL_STATUS_RECEIVED,
+                        [](Referral& r) { r.clear_referral_id(); }, "referral.referral_id"},
+        BadReferralStep{"StartedWithoutReferralId", events::v1::REFERRAL_STATUS_STARTED,
+                        [](Referral& r) { r.clear_referral_id(); }, "referral.referral_id"},
+        BadReferralStep{"AssessedWithoutAssessment", events::v1::REFERRAL_STATUS_ASSESSED,
+                        [](Referral& r) { r.clear_assessment(); }, "referral.assessment"},
+        BadReferralStep{"OutOfTargetGroupWithoutReasons", events::v1::REFERRAL_STATUS_ASSESSED,
+                        [](Referral& r) { r.mutable_assessment()->set_in_target_group(false); },
+                        "referral.assessment.reasons"},
+        BadReferralStep{"AssessmentReasonWithoutCode", events::v1::REFERRAL_STATUS_ASSESSED,
+                        [](Referral& r) { r.mutable_assessment()->add_reasons()->set_text("x"); },
+                        "referral.assessment.reasons[0].code"},
+        BadReferralStep{"AlternativeWithoutOfferCode", events::v1::REFERRAL_STATUS_ASSESSED,
+                        [](Referral& r) { r.mutable_assessment()->add_alternatives(); },
+                        "referral.assessment.alternatives[0].offer.code"},
+        BadReferralStep{"AssessmentOnAnotherStep", events::v1::REFERRAL_STATUS_ACCEPTED,
+                        [](Referral& r) { r.mutable_assessment()->set_in_target_group(true); },
+                        "referral.assessment"},
+        BadReferralStep{"RefusedWithoutReasons", events::v1::REFERRAL_STATUS_REFUSED,
+                        [](Referral& r) { r.clear_reasons(); }, "referral.reasons"},
+        BadReferralStep{"InterruptedWithoutReasons", events::v1::REFERRAL_STATUS_INTERRUPTED,
+                        [](Referral& r) { r.clear_reasons(); }, "referral.reasons"},
+        BadReferralStep{"ReasonWithoutCode", events::v1::REFERRAL_STATUS_REFUSED,
+                        [](Referral& r) { r.mutable_reasons(0)->clear_code(); },
+                        "referral.reasons[0].code"},
+        BadReferralStep{"EstimateChangedWithoutEstimate", events::v1::REFERRAL_STATUS_ESTIMATE_CHANGED,
+                        [](Referral& r) { r.clear_estimated_start(); }, "referral.estimated_start"},
+        BadReferralStep{"EstimateInvalid", events::v1::REFERRAL_STATUS_WAITLISTED,
+                        [](Referral& r) { r.mutable_estimated_start()->set_nanos(-1); },
+                        "referral.estimated_start"},
+        BadReferralStep{"PreviousEstimateGiven", events::v1::REFERRAL_STATUS_ESTIMATE_CHANGED,
+                        [](Referral& r) { r.mutable_previous_estimated_start()->set_seconds(1); },
+                        "referral.previous_estimated_start"},
+        BadReferralStep{"ForwardedWithoutForwardedTo", events::v1::REFERRAL_STATUS_FORWARDED,
+                        [](Referral& r) { r.clear_forwarded_to(); }, "referral.forwarded_to"},
+        BadReferralStep{"ForwardedToWithoutId", events::v1::REFERRAL_STATUS_FORWARDED,
+                        [](Referral& r) { r.mutable_forwarded_to()->clear_id(); },
+                        "referral.forwarded_to.id"},
+        BadReferralStep{"ForwardedToOnAnotherStep", events::v1::REFERRAL_STATUS_RECEIVED,
+                        [](Referral& r) { r.mutable_forwarded_to()->set_id("0751-x"); },
+                        "referral.forwarded_to"}),
+    [](const auto& info) { return info.param.name; });
 
 // ---------------------------------------------------------------------------
 // RequestFingerprint

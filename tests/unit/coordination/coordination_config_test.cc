@@ -30,14 +30,39 @@ CoordinationServiceConfig ValidConfig() {
   return config;
 }
 
-TEST(CoordinationConfigTest, SampleConfigIsValid) {
+TEST(CoordinationConfigTest, AarhusSampleConfigIsValid) {
   auto config = LoadConfig<CoordinationServiceConfig>(
       SourceDir() + "/services/coordination/coordination.sample.json");
   ASSERT_THAT(config, IsOk());
 
   EXPECT_THAT(ValidateCoordinationConfig(WithDefaults(*config)), IsOk());
-  EXPECT_EQ(config->recipients_size(), 4);
+  EXPECT_EQ(config->recipients_size(), 5);
   EXPECT_EQ(config->municipality(), "0751");
+  EXPECT_EQ(config->consumer_group(), "casebridge-coordination-0751");
+  EXPECT_EQ(config->routing().rules_size(), 4);
+  EXPECT_EQ(config->watchdogs().referral_ack_days(), 5);
+  EXPECT_EQ(config->watchdogs().waitlist_without_estimate_days(), 14);
+  EXPECT_EQ(config->watchdogs().min_follow_ups(), 6);
+  EXPECT_EQ(config->watchdogs().no_contact_days(), 30);
+  EXPECT_EQ(config->load().max_activities_per_day(), 2);
+}
+
+TEST(CoordinationConfigTest, OdenseSampleConfigIsValidAndDiffersFromAarhus) {
+  auto odense = LoadConfig<CoordinationServiceConfig>(
+      SourceDir() + "/services/coordination/coordination.odense.sample.json");
+  auto aarhus = LoadConfig<CoordinationServiceConfig>(
+      SourceDir() + "/services/coordination/coordination.sample.json");
+  ASSERT_THAT(odense, IsOk());
+  ASSERT_THAT(aarhus, IsOk());
+
+  EXPECT_THAT(ValidateCoordinationConfig(WithDefaults(*odense)), IsOk());
+  EXPECT_EQ(odense->municipality(), "0461");
+  EXPECT_EQ(odense->watchdogs().referral_ack_days(), 3);
+  EXPECT_EQ(odense->load().max_activities_per_day(), 3);
+  // Two instances on one canonical topic need their own consumer groups.
+  EXPECT_EQ(odense->canonical_topic(), aarhus->canonical_topic());
+  EXPECT_NE(odense->consumer_group(), aarhus->consumer_group());
+  EXPECT_NE(odense->routing().SerializeAsString(), aarhus->routing().SerializeAsString());
 }
 
 TEST(CoordinationConfigTest, DefaultsFillTopicsAndConsumerGroup) {
@@ -47,11 +72,25 @@ TEST(CoordinationConfigTest, DefaultsFillTopicsAndConsumerGroup) {
   const CoordinationServiceConfig filled = WithDefaults(config);
 
   EXPECT_EQ(filled.canonical_topic(), "casebridge.case-events.v1");
-  EXPECT_EQ(filled.consumer_group(), "casebridge-coordination");
+  EXPECT_EQ(filled.consumer_group(), "casebridge-coordination-" + filled.municipality());
   EXPECT_THAT(RecipientTopics(filled),
               ElementsAre(Pair("aarhus-jobcenter", "casebridge.party.aarhus-jobcenter.v1"),
                           Pair("mentorhuset", "mentors.v1")));
   EXPECT_EQ(LedgerPath(filled), "/tmp/coordination.db.ledger");
+  EXPECT_EQ(filled.watchdogs().follow_up_window_days(), 365);
+  EXPECT_EQ(WatchdogInterval(filled), absl::Seconds(60));
+  EXPECT_EQ(WatchdogInterval(config), absl::Seconds(60));
+}
+
+TEST(CoordinationConfigTest, ConfiguredWatchdogSettingsAreKept) {
+  CoordinationServiceConfig config = ValidConfig();
+  config.mutable_watchdogs()->mutable_check_interval()->set_seconds(5);
+  config.mutable_watchdogs()->set_follow_up_window_days(180);
+
+  const CoordinationServiceConfig filled = WithDefaults(config);
+
+  EXPECT_EQ(WatchdogInterval(filled), absl::Seconds(5));
+  EXPECT_EQ(filled.watchdogs().follow_up_window_days(), 180);
 }
 
 struct BadConfig {
@@ -88,9 +127,45 @@ INSTANTIATE_TEST_SUITE_P(
                   [](auto& c) { c.mutable_recipients(1)->set_id("aarhus-jobcenter"); }},
         BadConfig{"recipients[0].topic",
                   [](auto& c) { c.mutable_recipients(0)->set_topic("casebridge.case-events.v1"); }},
-        BadConfig{"recipients[1].topic", [](auto& c) {
+        BadConfig{"recipients[1].topic",
+                  [](auto& c) {
                     c.mutable_recipients(1)->set_topic("casebridge.party.aarhus-jobcenter.v1");
-                  }}));
+                  }},
+        BadConfig{"routing.rules[0].event_types",
+                  [](auto& c) {
+                    c.mutable_routing()->add_rules()->add_roles(common::v1::ROLE_MENTOR);
+                  }},
+        BadConfig{"routing.rules[1].roles",
+                  [](auto& c) {
+                    auto& first = *c.mutable_routing()->add_rules();
+                    first.add_event_types("dk.casebridge.decision.*");
+                    first.add_roles(common::v1::ROLE_MENTOR);
+                    c.mutable_routing()->add_rules()->add_event_types("dk.casebridge.referral.*");
+                  }},
+        BadConfig{"routing.rules[0].event_types[0]",
+                  [](auto& c) {
+                    auto& rule = *c.mutable_routing()->add_rules();
+                    rule.add_event_types("decisions");
+                    rule.add_roles(common::v1::ROLE_MENTOR);
+                  }},
+        BadConfig{"watchdogs.referral_ack_days",
+                  [](auto& c) { c.mutable_watchdogs()->set_referral_ack_days(-1); }},
+        BadConfig{"watchdogs.waitlist_without_estimate_days",
+                  [](auto& c) { c.mutable_watchdogs()->set_waitlist_without_estimate_days(-1); }},
+        BadConfig{"watchdogs.min_follow_ups",
+                  [](auto& c) { c.mutable_watchdogs()->set_min_follow_ups(-6); }},
+        BadConfig{"watchdogs.follow_up_window_days",
+                  [](auto& c) { c.mutable_watchdogs()->set_follow_up_window_days(-1); }},
+        BadConfig{"watchdogs.no_contact_days",
+                  [](auto& c) { c.mutable_watchdogs()->set_no_contact_days(-30); }},
+        BadConfig{"watchdogs.check_interval",
+                  [](auto& c) { c.mutable_watchdogs()->mutable_check_interval()->set_seconds(0); }},
+        BadConfig{"watchdogs.check_interval",
+                  [](auto& c) {
+                    c.mutable_watchdogs()->mutable_check_interval()->set_seconds(-5);
+                  }},
+        BadConfig{"load.max_activities_per_day",
+                  [](auto& c) { c.mutable_load()->set_max_activities_per_day(-1); }}));
 
 }  // namespace
 }  // namespace casebridge::coordination

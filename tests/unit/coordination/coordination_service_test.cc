@@ -16,7 +16,9 @@
 #include "services/common/grpc_server.h"
 #include "services/common/kafka/cloudevents.h"
 #include "services/common/kafka/memory_publisher.h"
+#include "services/common/proto_time.h"
 #include "services/common/pseudonym.h"
+#include "services/coordination/case_rules.h"
 #include "services/coordination/coordination_store.h"
 #include "services/coordination/delivery_notifier.h"
 #include "tests/support/status_matchers.h"
@@ -26,20 +28,36 @@
 namespace casebridge::coordination {
 namespace {
 
+using ::casebridge::common::v1::ROLE_BENEFITS_UNIT;
 using ::casebridge::common::v1::ROLE_COORDINATING_CASEWORKER;
 using ::casebridge::common::v1::ROLE_MENTOR;
 using ::casebridge::common::v1::ROLE_UNSPECIFIED;
+using ::casebridge::coordination::testing::AppointmentEvent;
+using ::casebridge::coordination::testing::At;
+using ::casebridge::coordination::testing::CorrectionOf;
 using ::casebridge::coordination::testing::DecisionEvent;
+using ::casebridge::coordination::testing::ReferralEvent;
 using ::casebridge::coordination::testing::kOtherSubject;
 using ::casebridge::coordination::testing::kSubject;
 using ::casebridge::coordination::testing::RoleEvent;
 using ::casebridge::coordination::v1::AssignRoleRequest;
 using ::casebridge::coordination::v1::AssignRoleResponse;
+using ::casebridge::coordination::v1::CompleteTaskRequest;
 using ::casebridge::coordination::v1::CoordinationService;
+using ::casebridge::coordination::v1::CreateTaskRequest;
 using ::casebridge::coordination::v1::Delivery;
+using ::casebridge::coordination::v1::DeliveryStatus;
+using ::casebridge::coordination::v1::GetDeliveryStatusRequest;
+using ::casebridge::coordination::v1::GetTimelineRequest;
 using ::casebridge::coordination::v1::ListPartiesRequest;
 using ::casebridge::coordination::v1::ListPartiesResponse;
+using ::casebridge::coordination::v1::ListTasksRequest;
+using ::casebridge::coordination::v1::ListTasksResponse;
+using ::casebridge::coordination::v1::SendReceiptRequest;
+using ::casebridge::coordination::v1::SendReceiptResponse;
 using ::casebridge::coordination::v1::SubscribeRequest;
+using ::casebridge::coordination::v1::TaskResponse;
+using ::casebridge::coordination::v1::Timeline;
 using ::casebridge::events::v1::CaseEvent;
 using ::casebridge::kafka::MemoryPublisher;
 using ::casebridge::testing::GrpcStatusIs;
@@ -47,6 +65,7 @@ using ::casebridge::testing::IsOk;
 using ::casebridge::testing::StatusIs;
 using ::casebridge::testing::TempDir;
 using ::testing::ElementsAre;
+using ::testing::ElementsAreArray;
 using ::testing::Eq;
 using ::testing::HasSubstr;
 using ::testing::SizeIs;
@@ -55,6 +74,38 @@ using ::testing::StartsWith;
 constexpr char kCanonicalTopic[] = "casebridge.case-events.v1";
 constexpr char kCpr[] = "0101701234";
 const absl::Time kNow = absl::FromUnixSeconds(1767261600);  // 2026-01-01 10:00 UTC
+
+CreateTaskRequest ValidCreateTask() {
+  CreateTaskRequest request;
+  request.set_idempotency_key("task-psychologist-1");
+  request.mutable_case_ref()->set_subject(kSubject);
+  request.set_title("Find out whether the psychologist can be paid for");
+  request.set_owner_role(ROLE_COORDINATING_CASEWORKER);
+  *request.mutable_due() = ToProtoTimestamp(kNow + absl::Hours(24 * 14));
+  request.mutable_actor()->set_role(ROLE_COORDINATING_CASEWORKER);
+  request.mutable_actor()->set_unit("Jobcenter Aarhus, Team Ressourceforløb");
+  return request;
+}
+
+CompleteTaskRequest ValidCompleteTask(const std::string& task_id) {
+  CompleteTaskRequest request;
+  request.set_idempotency_key("complete-" + task_id);
+  request.mutable_case_ref()->set_subject(kSubject);
+  request.set_task_id(task_id);
+  request.mutable_actor()->set_role(ROLE_COORDINATING_CASEWORKER);
+  request.mutable_actor()->set_unit("Jobcenter Aarhus, Team Ressourceforløb");
+  return request;
+}
+
+SendReceiptRequest Receipt(const std::string& recipient, const std::string& event_id,
+                           v1::ReceiptStatus status, const std::string& reason = "") {
+  SendReceiptRequest request;
+  request.set_recipient(recipient);
+  request.set_event_id(event_id);
+  request.set_status(status);
+  request.set_reason(reason);
+  return request;
+}
 
 AssignRoleRequest ValidRequest() {
   AssignRoleRequest request;
@@ -123,6 +174,56 @@ class CoordinationServiceTest : public ::testing::Test {
   }
 
   void Apply(const CaseEvent& event) { ASSERT_THAT(store_->Apply(event, kNow), IsOk()); }
+
+  // Applies every event published so far that the store has not seen, as
+  // the delivery processor would after consuming it.
+  void ApplyPublished() {
+    for (const CaseEvent& event : PublishedEvents()) {
+      ASSERT_THAT(store_->Apply(event, clock_.Now()), IsOk());
+    }
+  }
+
+  grpc::Status CreateTask(const CreateTaskRequest& request, TaskResponse& response) {
+    grpc::ServerContext context;
+    return service_->CreateTask(&context, &request, &response);
+  }
+  grpc::Status CompleteTask(const CompleteTaskRequest& request, TaskResponse& response) {
+    grpc::ServerContext context;
+    return service_->CompleteTask(&context, &request, &response);
+  }
+  grpc::Status SendReceipt(const SendReceiptRequest& request) {
+    grpc::ServerContext context;
+    SendReceiptResponse response;
+    return service_->SendReceipt(&context, &request, &response);
+  }
+  grpc::Status GetDeliveryStatus(const std::string& event_id, DeliveryStatus& response) {
+    grpc::ServerContext context;
+    GetDeliveryStatusRequest request;
+    request.set_event_id(event_id);
+    return service_->GetDeliveryStatus(&context, &request, &response);
+  }
+  // "id" per current entry, "id>newest" per superseded one.
+  std::vector<std::string> TimelineOf(const common::v1::CaseRef& case_ref,
+                                      bool include_superseded) {
+    grpc::ServerContext context;
+    GetTimelineRequest request;
+    *request.mutable_case_ref() = case_ref;
+    request.set_include_superseded(include_superseded);
+    Timeline response;
+    EXPECT_THAT(service_->GetTimeline(&context, &request, &response),
+                GrpcStatusIs(grpc::StatusCode::OK, ""));
+    std::vector<std::string> entries;
+    for (const auto& entry : response.entries()) {
+      entries.push_back(entry.current() ? entry.event().id()
+                                        : entry.event().id() + ">" + entry.superseded_by());
+    }
+    return entries;
+  }
+  std::vector<std::string> TimelineOf(bool include_superseded) {
+    common::v1::CaseRef case_ref;
+    case_ref.set_subject(kSubject);
+    return TimelineOf(case_ref, include_superseded);
+  }
 
   // Starts the service on 127.0.0.1:0 and connects a stub to it.
   void StartServer() {
@@ -390,6 +491,269 @@ TEST_F(CoordinationServiceTest, ShutdownEndsOpenStreams) {
   EXPECT_THAT(ReadDeliveries(*reader, 1), ::testing::IsEmpty());
   EXPECT_THAT(reader->Finish(),
               GrpcStatusIs(grpc::StatusCode::UNAVAILABLE, HasSubstr("shutting down")));
+}
+
+// --- SendReceipt and GetDeliveryStatus -------------------------------------
+
+TEST_F(CoordinationServiceTest, ReceiptRequestsAreValidated) {
+  const auto accepted = v1::RECEIPT_STATUS_ACCEPTED;
+  EXPECT_THAT(ValidateSendReceipt(Receipt("", "d1", accepted), Scope()),
+              StatusIs(absl::StatusCode::kInvalidArgument, StartsWith("recipient: ")));
+  EXPECT_THAT(ValidateSendReceipt(Receipt("mentorhuset", "", accepted), Scope()),
+              StatusIs(absl::StatusCode::kInvalidArgument, StartsWith("event_id: ")));
+  EXPECT_THAT(ValidateSendReceipt(Receipt("mentorhuset", "d1", v1::RECEIPT_STATUS_UNSPECIFIED),
+                                  Scope()),
+              StatusIs(absl::StatusCode::kInvalidArgument, StartsWith("status: ")));
+  EXPECT_THAT(ValidateSendReceipt(Receipt("mentorhuset", "d1", static_cast<v1::ReceiptStatus>(9)),
+                                  Scope()),
+              StatusIs(absl::StatusCode::kInvalidArgument, StartsWith("status: ")));
+  EXPECT_THAT(ValidateSendReceipt(Receipt("mentorhuset", "d1", accepted, std::string(1001, 'x')),
+                                  Scope()),
+              StatusIs(absl::StatusCode::kInvalidArgument, StartsWith("reason: ")));
+  EXPECT_THAT(ValidateSendReceipt(Receipt("nobody", "d1", accepted), Scope()),
+              StatusIs(absl::StatusCode::kNotFound, StartsWith("recipient: ")));
+  EXPECT_THAT(ValidateSendReceipt(Receipt("mentorhuset", "d1", accepted), Scope()), IsOk());
+}
+
+TEST_F(CoordinationServiceTest, ReceiptShowsInTheDeliveryStatusOfThatRecipientOnly) {
+  Apply(RoleEvent("r1", ROLE_COORDINATING_CASEWORKER, "aarhus-jobcenter"));
+  Apply(RoleEvent("r2", ROLE_MENTOR, "mentorhuset"));
+  Apply(DecisionEvent("d1"));
+  clock_.Advance(absl::Minutes(5));
+
+  grpc::ServerContext context;
+  const SendReceiptRequest receipt = Receipt("mentorhuset", "d1", v1::RECEIPT_STATUS_ACCEPTED);
+  SendReceiptResponse receipt_response;
+  ASSERT_THAT(service_->SendReceipt(&context, &receipt, &receipt_response),
+              GrpcStatusIs(grpc::StatusCode::OK, ""));
+  EXPECT_EQ(receipt_response.recorded_at().seconds(), absl::ToUnixSeconds(clock_.Now()));
+
+  DeliveryStatus status;
+  ASSERT_THAT(GetDeliveryStatus("d1", status), GrpcStatusIs(grpc::StatusCode::OK, ""));
+  EXPECT_EQ(status.event_id(), "d1");
+  EXPECT_EQ(status.type(), "dk.casebridge.decision.refused.v1");
+  ASSERT_THAT(status.recipients(), SizeIs(2));
+  EXPECT_EQ(status.recipients(0).recipient(), "aarhus-jobcenter");
+  EXPECT_EQ(status.recipients(0).state(), v1::DELIVERY_STATE_ROUTED);
+  EXPECT_EQ(status.recipients(1).recipient(), "mentorhuset");
+  EXPECT_EQ(status.recipients(1).state(), v1::DELIVERY_STATE_ACCEPTED);
+  EXPECT_EQ(status.recipients(1).acknowledged_at().seconds(), absl::ToUnixSeconds(clock_.Now()));
+  EXPECT_THAT(status.unacknowledged(), ElementsAre("aarhus-jobcenter"));
+}
+
+TEST_F(CoordinationServiceTest, ReceiptForAnEventNotDeliveredToTheRecipientIsNotFound) {
+  Apply(RoleEvent("r1", ROLE_COORDINATING_CASEWORKER, "aarhus-jobcenter"));
+  Apply(DecisionEvent("d1"));
+
+  EXPECT_THAT(SendReceipt(Receipt("mentorhuset", "d1", v1::RECEIPT_STATUS_RECEIVED)),
+              GrpcStatusIs(grpc::StatusCode::NOT_FOUND, StartsWith("event_id: ")));
+  EXPECT_THAT(SendReceipt(Receipt("aarhus-jobcenter", "d9", v1::RECEIPT_STATUS_RECEIVED)),
+              GrpcStatusIs(grpc::StatusCode::NOT_FOUND, StartsWith("event_id: ")));
+}
+
+TEST_F(CoordinationServiceTest, DeliveryStatusOfAnUnknownEventIsNotFound) {
+  DeliveryStatus status;
+  EXPECT_THAT(GetDeliveryStatus("d9", status),
+              GrpcStatusIs(grpc::StatusCode::NOT_FOUND, StartsWith("event_id: ")));
+  EXPECT_THAT(GetDeliveryStatus("", status),
+              GrpcStatusIs(grpc::StatusCode::INVALID_ARGUMENT, StartsWith("event_id: ")));
+}
+
+// --- GetTimeline ---------------------------------------------------------------
+
+TEST_F(CoordinationServiceTest, TimelineOrdersEveryEventOfTheCaseAndResolvesCorrections) {
+  // Consumed in another order than they happened, from three systems.
+  Apply(At(DecisionEvent("d1"), kNow - absl::Hours(48)));
+  Apply(At(AppointmentEvent("a1"), kNow - absl::Hours(72)));
+  Apply(At(ReferralEvent("s1"), kNow - absl::Hours(24)));
+  Apply(At(CorrectionOf("d1", "d2"), kNow - absl::Hours(12)));
+  Apply(At(DecisionEvent("x1", kOtherSubject), kNow));
+
+  EXPECT_THAT(TimelineOf(false), ElementsAre("a1", "s1", "d2"));
+  EXPECT_THAT(TimelineOf(true), ElementsAre("a1", "d1>d2", "s1", "d2"));
+}
+
+TEST_F(CoordinationServiceTest, TimelineOfACaseNamedByCprIsItsPseudonymsTimeline) {
+  auto subject = pseudonymizer_->SubjectFor("0751", kCpr);
+  ASSERT_THAT(subject, IsOk());
+  Apply(DecisionEvent("d1", *subject));
+  common::v1::CaseRef by_cpr;
+  by_cpr.set_cpr(kCpr);
+
+  EXPECT_THAT(TimelineOf(by_cpr, false), ElementsAre("d1"));
+}
+
+TEST_F(CoordinationServiceTest, TimelineOfAnUnknownCaseIsEmptyAndABadCaseIsRefused) {
+  EXPECT_THAT(TimelineOf(false), ::testing::IsEmpty());
+  grpc::ServerContext context;
+  GetTimelineRequest request;
+  request.mutable_case_ref()->set_subject("ABC");
+  Timeline response;
+  EXPECT_THAT(service_->GetTimeline(&context, &request, &response),
+              GrpcStatusIs(grpc::StatusCode::INVALID_ARGUMENT, StartsWith("case_ref.subject")));
+}
+
+// --- Tasks ---------------------------------------------------------------------
+
+struct BadTask {
+  std::string field;
+  std::function<void(CreateTaskRequest&)> spoil;
+};
+
+class CreateTaskValidationTest : public CoordinationServiceTest,
+                                 public ::testing::WithParamInterface<BadTask> {};
+
+TEST_P(CreateTaskValidationTest, BadFieldIsInvalidArgumentNamingIt) {
+  CreateTaskRequest request = ValidCreateTask();
+  GetParam().spoil(request);
+
+  EXPECT_THAT(ValidateCreateTask(request, Scope()),
+              StatusIs(absl::StatusCode::kInvalidArgument, StartsWith(GetParam().field + ": ")));
+  TaskResponse response;
+  EXPECT_THAT(CreateTask(request, response),
+              GrpcStatusIs(grpc::StatusCode::INVALID_ARGUMENT, StartsWith(GetParam().field)));
+  EXPECT_THAT(publisher_.records(), ::testing::IsEmpty());
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    EachField, CreateTaskValidationTest,
+    ::testing::Values(
+        BadTask{"idempotency_key", [](auto& r) { r.clear_idempotency_key(); }},
+        BadTask{"case_ref", [](auto& r) { r.clear_case_ref(); }},
+        BadTask{"case_ref.subject", [](auto& r) { r.mutable_case_ref()->set_subject("x"); }},
+        BadTask{"title", [](auto& r) { r.clear_title(); }},
+        BadTask{"title", [](auto& r) { r.set_title("   "); }},
+        BadTask{"title", [](auto& r) { r.set_title(std::string(501, 't')); }},
+        BadTask{"owner_role", [](auto& r) { r.set_owner_role(ROLE_UNSPECIFIED); }},
+        BadTask{"owner_role", [](auto& r) { r.set_owner_role(static_cast<common::v1::Role>(77)); }},
+        BadTask{"due", [](auto& r) { r.clear_due(); }},
+        BadTask{"due", [](auto& r) { r.mutable_due()->set_nanos(-1); }},
+        BadTask{"actor.role", [](auto& r) { r.clear_actor(); }},
+        BadTask{"actor.unit", [](auto& r) { r.mutable_actor()->clear_unit(); }}));
+
+TEST_F(CoordinationServiceTest, CreateTaskPublishesAnOpenTaskOwnedByTheRoleAndItsHolder) {
+  Apply(RoleEvent("r1", ROLE_COORDINATING_CASEWORKER, "aarhus-jobcenter"));
+  const CreateTaskRequest request = ValidCreateTask();
+  TaskResponse response;
+
+  ASSERT_THAT(CreateTask(request, response), GrpcStatusIs(grpc::StatusCode::OK, ""));
+
+  ASSERT_THAT(publisher_.records(), SizeIs(1));
+  EXPECT_EQ(publisher_.records()[0].key, kSubject);
+  const CaseEvent event = PublishedEvents()[0];
+  EXPECT_EQ(event.type(), "dk.casebridge.task.created.v1");
+  EXPECT_EQ(event.source(), "/casebridge/coordination/0751");
+  EXPECT_EQ(event.occurred_at().seconds(), absl::ToUnixSeconds(kNow));
+  EXPECT_EQ(event.actor().role(), ROLE_COORDINATING_CASEWORKER);
+  const events::v1::Task& task = event.task();
+  EXPECT_EQ(task.state(), events::v1::TASK_STATE_OPEN);
+  EXPECT_EQ(task.task_id(), TaskIdFor(event.id()));
+  EXPECT_THAT(task.task_id(), ::testing::MatchesRegex("T-[0-9a-f]{12}"));
+  EXPECT_EQ(task.title(), request.title());
+  EXPECT_EQ(task.owner_role(), ROLE_COORDINATING_CASEWORKER);
+  EXPECT_EQ(task.owner_recipient(), "aarhus-jobcenter");
+  EXPECT_EQ(task.due().seconds(), request.due().seconds());
+  EXPECT_EQ(response.event_id(), event.id());
+  EXPECT_EQ(response.task_id(), task.task_id());
+  EXPECT_EQ(response.subject(), kSubject);
+  EXPECT_FALSE(response.replayed());
+}
+
+TEST_F(CoordinationServiceTest, TaskOfARoleWithoutHolderHasNoOwnerRecipient) {
+  CreateTaskRequest request = ValidCreateTask();
+  request.set_owner_role(ROLE_BENEFITS_UNIT);
+  TaskResponse response;
+
+  ASSERT_THAT(CreateTask(request, response), GrpcStatusIs(grpc::StatusCode::OK, ""));
+
+  EXPECT_EQ(PublishedEvents()[0].task().owner_recipient(), "");
+}
+
+TEST_F(CoordinationServiceTest, RepeatedCreateTaskIsReplayedWithTheSameTask) {
+  TaskResponse first;
+  ASSERT_THAT(CreateTask(ValidCreateTask(), first), GrpcStatusIs(grpc::StatusCode::OK, ""));
+  TaskResponse second;
+
+  ASSERT_THAT(CreateTask(ValidCreateTask(), second), GrpcStatusIs(grpc::StatusCode::OK, ""));
+
+  EXPECT_TRUE(second.replayed());
+  EXPECT_EQ(second.task_id(), first.task_id());
+  EXPECT_EQ(second.event_id(), first.event_id());
+  EXPECT_THAT(publisher_.records(), SizeIs(1));
+}
+
+TEST_F(CoordinationServiceTest, CompleteTaskRequestsAreValidated) {
+  CompleteTaskRequest request = ValidCompleteTask("T-1");
+  request.clear_task_id();
+  EXPECT_THAT(ValidateCompleteTask(request, Scope()),
+              StatusIs(absl::StatusCode::kInvalidArgument, StartsWith("task_id: ")));
+  request = ValidCompleteTask("T-1");
+  request.set_idempotency_key("");
+  EXPECT_THAT(ValidateCompleteTask(request, Scope()),
+              StatusIs(absl::StatusCode::kInvalidArgument, StartsWith("idempotency_key: ")));
+  request = ValidCompleteTask("T-1");
+  request.clear_actor();
+  EXPECT_THAT(ValidateCompleteTask(request, Scope()),
+              StatusIs(absl::StatusCode::kInvalidArgument, StartsWith("actor.role: ")));
+}
+
+TEST_F(CoordinationServiceTest, CompletingAnUnknownTaskIsNotFoundAndPublishesNothing) {
+  TaskResponse response;
+
+  EXPECT_THAT(CompleteTask(ValidCompleteTask("T-000000000000"), response),
+              GrpcStatusIs(grpc::StatusCode::NOT_FOUND, StartsWith("task_id: ")));
+  EXPECT_THAT(publisher_.records(), ::testing::IsEmpty());
+}
+
+TEST_F(CoordinationServiceTest, CompletingAnOpenTaskPublishesTaskCompletedOnce) {
+  Apply(RoleEvent("r1", ROLE_COORDINATING_CASEWORKER, "aarhus-jobcenter"));
+  TaskResponse created;
+  ASSERT_THAT(CreateTask(ValidCreateTask(), created), GrpcStatusIs(grpc::StatusCode::OK, ""));
+  ApplyPublished();
+  TaskResponse completed;
+
+  ASSERT_THAT(CompleteTask(ValidCompleteTask(created.task_id()), completed),
+              GrpcStatusIs(grpc::StatusCode::OK, ""));
+
+  const CaseEvent event = PublishedEvents().back();
+  EXPECT_EQ(event.type(), "dk.casebridge.task.completed.v1");
+  EXPECT_EQ(event.task().task_id(), created.task_id());
+  EXPECT_EQ(event.task().owner_recipient(), "aarhus-jobcenter");
+  EXPECT_EQ(completed.task_id(), created.task_id());
+  EXPECT_EQ(completed.event_id(), event.id());
+  // The same key again: the first answer, even though the task is done now.
+  ApplyPublished();
+  TaskResponse replayed;
+  ASSERT_THAT(CompleteTask(ValidCompleteTask(created.task_id()), replayed),
+              GrpcStatusIs(grpc::StatusCode::OK, ""));
+  EXPECT_TRUE(replayed.replayed());
+  // A new key: the task is no longer open.
+  CompleteTaskRequest again = ValidCompleteTask(created.task_id());
+  again.set_idempotency_key("complete-again");
+  TaskResponse refused;
+  EXPECT_THAT(CompleteTask(again, refused),
+              GrpcStatusIs(grpc::StatusCode::FAILED_PRECONDITION, StartsWith("task_id: ")));
+}
+
+TEST_F(CoordinationServiceTest, ListTasksReturnsTheCaseRulesViewOfTheTasks) {
+  TaskResponse created;
+  ASSERT_THAT(CreateTask(ValidCreateTask(), created), GrpcStatusIs(grpc::StatusCode::OK, ""));
+  ApplyPublished();
+  grpc::ServerContext context;
+  ListTasksRequest request;
+  request.mutable_case_ref()->set_subject(kSubject);
+  ListTasksResponse response;
+
+  ASSERT_THAT(service_->ListTasks(&context, &request, &response),
+              GrpcStatusIs(grpc::StatusCode::OK, ""));
+
+  auto history = store_->History(kSubject);
+  ASSERT_THAT(history, IsOk());
+  std::vector<std::string> expected;
+  for (const auto& task : CurrentTasks(*history)) expected.push_back(task.SerializeAsString());
+  std::vector<std::string> listed;
+  for (const auto& task : response.tasks()) listed.push_back(task.SerializeAsString());
+  EXPECT_THAT(listed, ElementsAreArray(expected));
 }
 
 }  // namespace

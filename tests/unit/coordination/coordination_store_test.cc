@@ -16,17 +16,30 @@ namespace {
 
 using ::casebridge::common::v1::ROLE_COORDINATING_CASEWORKER;
 using ::casebridge::common::v1::ROLE_MENTOR;
+using ::casebridge::common::v1::ROLE_CITIZEN;
+using ::casebridge::common::v1::ROLE_HEALTH_ADMINISTRATION;
+using ::casebridge::coordination::testing::AppointmentEvent;
+using ::casebridge::coordination::testing::CancellationOf;
+using ::casebridge::coordination::testing::CorrectionOf;
 using ::casebridge::coordination::testing::DecisionEvent;
 using ::casebridge::coordination::testing::kOtherSubject;
 using ::casebridge::coordination::testing::kSubject;
+using ::casebridge::coordination::testing::ReferralEvent;
 using ::casebridge::coordination::testing::RoleEvent;
+using ::casebridge::coordination::v1::DeliveryStatus;
 using ::casebridge::coordination::v1::Delivery;
 using ::casebridge::coordination::v1::Party;
+using ::casebridge::coordination::v1::RECEIPT_STATUS_ACCEPTED;
+using ::casebridge::coordination::v1::RECEIPT_STATUS_RECEIVED;
+using ::casebridge::coordination::v1::RECEIPT_STATUS_REJECTED;
+using ::casebridge::coordination::v1::RecipientDelivery;
 using ::casebridge::events::v1::CaseEvent;
 using ::casebridge::testing::IsOk;
+using ::casebridge::testing::StatusIs;
 using ::casebridge::testing::TempDir;
 using ::testing::ElementsAre;
 using ::testing::IsEmpty;
+using ::testing::SizeIs;
 
 const absl::Time kNow = absl::FromUnixSeconds(1767261600);  // 2026-01-01 10:00 UTC
 
@@ -49,13 +62,29 @@ std::vector<std::string> Recipients(const std::vector<Party>& parties) {
   return recipients;
 }
 
+std::vector<std::string> EventIds(const std::vector<CaseEvent>& events) {
+  std::vector<std::string> ids;
+  for (const CaseEvent& event : events) ids.push_back(event.id());
+  return ids;
+}
+
+// "recipient:STATE" per entry of a delivery status.
+std::vector<std::string> States(const DeliveryStatus& status) {
+  std::vector<std::string> states;
+  for (const RecipientDelivery& entry : status.recipients()) {
+    states.push_back(entry.recipient() + ":" +
+                     coordination::v1::DeliveryState_Name(entry.state()).substr(15));
+  }
+  return states;
+}
+
 class CoordinationStoreTest : public ::testing::Test {
  protected:
   void SetUp() override { Reopen(); }
 
-  void Reopen() {
+  void Reopen(config::v1::RoutingConfig routing = {}) {
     store_.reset();
-    auto store = CoordinationStore::Open(dir_.File("coordination.db"));
+    auto store = CoordinationStore::Open(dir_.File("coordination.db"), routing);
     ASSERT_THAT(store, IsOk());
     store_ = *std::move(store);
   }
@@ -83,6 +112,25 @@ class CoordinationStoreTest : public ::testing::Test {
     auto deliveries = store_->PendingDeliveries(100);
     EXPECT_THAT(deliveries, IsOk());
     return deliveries.ok() ? *deliveries : std::vector<Delivery>();
+  }
+
+  CaseHistory History(const std::string& subject = kSubject) {
+    auto history = store_->History(subject);
+    EXPECT_THAT(history, IsOk());
+    return history.ok() ? *history : CaseHistory();
+  }
+
+  DeliveryStatus Status(const std::string& event_id) {
+    auto status = store_->GetDeliveryStatus(event_id);
+    EXPECT_THAT(status, IsOk());
+    return status.ok() ? *status : DeliveryStatus();
+  }
+
+  // Mentor and coordinating caseworker on the case, then decision d1.
+  void DecisionToTwoParties() {
+    Apply(RoleEvent("r1", ROLE_COORDINATING_CASEWORKER, "aarhus-jobcenter"));
+    Apply(RoleEvent("r2", ROLE_MENTOR, "mentorhuset"));
+    Apply(DecisionEvent("d1"));
   }
 
   TempDir dir_;
@@ -203,6 +251,199 @@ TEST_F(CoordinationStoreTest, DeliveriesStayPendingUntilMarkedPublished) {
 TEST_F(CoordinationStoreTest, RoleEventWithoutRecipientIsRefused) {
   EXPECT_THAT(store_->Apply(RoleEvent("r1", ROLE_MENTOR, ""), kNow),
               ::casebridge::testing::StatusIs(absl::StatusCode::kInvalidArgument));
+}
+
+// --- History -----------------------------------------------------------------
+
+TEST_F(CoordinationStoreTest, HistoryKeepsEveryEventOfTheCaseInApplyOrderWithTheHolders) {
+  Apply(DecisionEvent("d0"));  // before anyone holds a role: routed to nobody
+  Apply(RoleEvent("r1", ROLE_COORDINATING_CASEWORKER, "aarhus-jobcenter"));
+  Apply(DecisionEvent("x1", kOtherSubject));
+  Apply(AppointmentEvent("a1"));
+
+  const CaseHistory history = History();
+
+  EXPECT_EQ(history.subject, kSubject);
+  EXPECT_THAT(EventIds(history.events), ElementsAre("d0", "r1", "a1"));
+  EXPECT_EQ(history.events[2].SerializeAsString(), AppointmentEvent("a1").SerializeAsString());
+  EXPECT_THAT(Recipients(history.holders), ElementsAre("aarhus-jobcenter"));
+}
+
+TEST_F(CoordinationStoreTest, ReappliedEventIsInTheHistoryOnce) {
+  Apply(DecisionEvent("d1"));
+  Apply(DecisionEvent("d1"));
+
+  EXPECT_THAT(EventIds(History().events), ElementsAre("d1"));
+  auto applied = store_->IsApplied("d1");
+  ASSERT_THAT(applied, IsOk());
+  EXPECT_TRUE(*applied);
+  auto unknown = store_->IsApplied("d2");
+  ASSERT_THAT(unknown, IsOk());
+  EXPECT_FALSE(*unknown);
+}
+
+TEST_F(CoordinationStoreTest, UnknownCaseHasAnEmptyHistory) {
+  const CaseHistory history = History(kOtherSubject);
+
+  EXPECT_EQ(history.subject, kOtherSubject);
+  EXPECT_THAT(history.events, IsEmpty());
+  EXPECT_THAT(history.holders, IsEmpty());
+}
+
+TEST_F(CoordinationStoreTest, SubjectsListsEveryCaseOnce) {
+  Apply(DecisionEvent("d1", kOtherSubject));
+  Apply(DecisionEvent("d2", kSubject));
+  Apply(DecisionEvent("d3", kOtherSubject));
+
+  auto subjects = store_->Subjects();
+  ASSERT_THAT(subjects, IsOk());
+  EXPECT_THAT(*subjects, ElementsAre(kSubject, kOtherSubject));
+}
+
+TEST_F(CoordinationStoreTest, HoldersAfterAppliesAssignmentsAndReleases) {
+  std::vector<Party> holders = HoldersAfter({}, RoleEvent("r1", ROLE_MENTOR, "mentorhuset"));
+  holders =
+      HoldersAfter(holders, RoleEvent("r2", ROLE_COORDINATING_CASEWORKER, "aarhus-jobcenter"));
+  EXPECT_THAT(Recipients(holders), ElementsAre("aarhus-jobcenter", "mentorhuset"));
+  EXPECT_EQ(holders[1].assigned_by_event_id(), "r1");
+
+  EXPECT_THAT(Recipients(HoldersAfter(holders, RoleEvent("r3", ROLE_MENTOR, "other"))),
+              ElementsAre("aarhus-jobcenter", "other"));
+  EXPECT_THAT(Recipients(HoldersAfter(holders, RoleEvent("r4", ROLE_MENTOR, "mentorhuset", true))),
+              ElementsAre("aarhus-jobcenter"));
+  EXPECT_THAT(Recipients(HoldersAfter(holders, RoleEvent("r5", ROLE_MENTOR, "other", true))),
+              ElementsAre("aarhus-jobcenter", "mentorhuset"));
+  EXPECT_THAT(Recipients(HoldersAfter(holders, DecisionEvent("d1"))),
+              ElementsAre("aarhus-jobcenter", "mentorhuset"));
+}
+
+// --- Routing rules in the store ---------------------------------------------
+
+TEST_F(CoordinationStoreTest, ApplyRoutesByTheConfiguredRules) {
+  config::v1::RoutingConfig routing;
+  auto& rule = *routing.add_rules();
+  rule.add_event_types("dk.casebridge.appointment.*");
+  rule.add_roles(ROLE_HEALTH_ADMINISTRATION);
+  rule.add_roles(ROLE_CITIZEN);
+  Reopen(routing);
+  Apply(RoleEvent("r1", ROLE_COORDINATING_CASEWORKER, "aarhus-jobcenter"));
+  Apply(RoleEvent("r2", ROLE_HEALTH_ADMINISTRATION, "aarhus-sundhed"));
+
+  EXPECT_THAT(Describe(Apply(AppointmentEvent("a1"))), ElementsAre("aarhus-sundhed/2/2/a1"));
+  EXPECT_THAT(Apply(DecisionEvent("d1")), IsEmpty());
+  // Routed to nobody, still part of the case.
+  EXPECT_THAT(EventIds(History().events), ElementsAre("r1", "r2", "a1", "d1"));
+}
+
+TEST_F(CoordinationStoreTest, CorrectionReachesFormerRecipientsOfTheCorrectedEvent) {
+  DecisionToTwoParties();
+  Apply(RoleEvent("r3", ROLE_MENTOR, "mentorhuset", /*released=*/true));
+
+  EXPECT_THAT(Describe(Apply(CorrectionOf("d1", "d2"))),
+              ElementsAre("aarhus-jobcenter/5/5/d2", "mentorhuset/4/4/d2"));
+}
+
+// --- Receipts and delivery status --------------------------------------------
+
+TEST_F(CoordinationStoreTest, DeliveryStatusListsEveryRecipientAsRoutedUntilPublished) {
+  DecisionToTwoParties();
+
+  const DeliveryStatus status = Status("d1");
+
+  EXPECT_EQ(status.event_id(), "d1");
+  EXPECT_EQ(status.subject(), kSubject);
+  EXPECT_EQ(status.type(), "dk.casebridge.decision.refused.v1");
+  EXPECT_THAT(States(status), ElementsAre("aarhus-jobcenter:ROUTED", "mentorhuset:ROUTED"));
+  EXPECT_THAT(status.unacknowledged(), ElementsAre("aarhus-jobcenter", "mentorhuset"));
+  EXPECT_EQ(status.recipients(0).case_sequence(), 3u);
+  EXPECT_EQ(status.recipients(1).case_sequence(), 2u);
+  EXPECT_THAT(status.recipients(1).roles(), ElementsAre(ROLE_MENTOR));
+  EXPECT_EQ(status.recipients(0).routed_at().seconds(), absl::ToUnixSeconds(kNow));
+  EXPECT_FALSE(status.recipients(0).has_acknowledged_at());
+}
+
+TEST_F(CoordinationStoreTest, PublishedDeliveryIsPublished) {
+  DecisionToTwoParties();
+  ASSERT_THAT(store_->MarkPublished(Pending()), IsOk());
+
+  EXPECT_THAT(States(Status("d1")),
+              ElementsAre("aarhus-jobcenter:PUBLISHED", "mentorhuset:PUBLISHED"));
+}
+
+TEST_F(CoordinationStoreTest, ReceiptSetsStateTimeAndReasonAndLeavesOthersUnacknowledged) {
+  DecisionToTwoParties();
+  const absl::Time later = kNow + absl::Minutes(3);
+
+  ASSERT_THAT(store_->RecordReceipt("mentorhuset", "d1", RECEIPT_STATUS_REJECTED,
+                                    "unknown case in our system", later),
+              IsOk());
+
+  const DeliveryStatus status = Status("d1");
+  EXPECT_THAT(States(status), ElementsAre("aarhus-jobcenter:ROUTED", "mentorhuset:REJECTED"));
+  EXPECT_EQ(status.recipients(1).reason(), "unknown case in our system");
+  EXPECT_EQ(status.recipients(1).acknowledged_at().seconds(), absl::ToUnixSeconds(later));
+  EXPECT_THAT(status.unacknowledged(), ElementsAre("aarhus-jobcenter"));
+}
+
+TEST_F(CoordinationStoreTest, LaterReceiptReplacesEarlierOne) {
+  DecisionToTwoParties();
+  ASSERT_THAT(store_->RecordReceipt("mentorhuset", "d1", RECEIPT_STATUS_RECEIVED, "", kNow),
+              IsOk());
+
+  ASSERT_THAT(store_->RecordReceipt("mentorhuset", "d1", RECEIPT_STATUS_ACCEPTED, "",
+                                    kNow + absl::Seconds(1)),
+              IsOk());
+
+  const DeliveryStatus status = Status("d1");
+  EXPECT_THAT(States(status), ElementsAre("aarhus-jobcenter:ROUTED", "mentorhuset:ACCEPTED"));
+  EXPECT_EQ(status.recipients(1).acknowledged_at().seconds(), absl::ToUnixSeconds(kNow) + 1);
+}
+
+TEST_F(CoordinationStoreTest, LateReceivedReceiptDoesNotUndoAnAcceptance) {
+  DecisionToTwoParties();
+  ASSERT_THAT(store_->RecordReceipt("mentorhuset", "d1", RECEIPT_STATUS_ACCEPTED, "", kNow),
+              IsOk());
+  ASSERT_THAT(store_->RecordReceipt("mentorhuset", "d1", RECEIPT_STATUS_RECEIVED, "",
+                                    kNow + absl::Seconds(1)),
+              IsOk());
+  const DeliveryStatus status = Status("d1");
+  EXPECT_THAT(States(status), ElementsAre("aarhus-jobcenter:ROUTED", "mentorhuset:ACCEPTED"));
+  EXPECT_EQ(status.recipients(1).acknowledged_at().seconds(), absl::ToUnixSeconds(kNow));
+}
+
+TEST_F(CoordinationStoreTest, ReceiptForAnEventNotDeliveredToTheRecipientIsNotFound) {
+  Apply(RoleEvent("r1", ROLE_COORDINATING_CASEWORKER, "aarhus-jobcenter"));
+  Apply(DecisionEvent("d1"));
+
+  EXPECT_THAT(store_->RecordReceipt("mentorhuset", "d1", RECEIPT_STATUS_ACCEPTED, "", kNow),
+              StatusIs(absl::StatusCode::kNotFound));
+  EXPECT_THAT(store_->RecordReceipt("aarhus-jobcenter", "nope", RECEIPT_STATUS_ACCEPTED, "", kNow),
+              StatusIs(absl::StatusCode::kNotFound));
+}
+
+TEST_F(CoordinationStoreTest, DeliveryStatusOfAnEventRoutedToNobodyHasNoRecipients) {
+  Apply(DecisionEvent("d1"));
+
+  const DeliveryStatus status = Status("d1");
+
+  EXPECT_EQ(status.type(), "dk.casebridge.decision.refused.v1");
+  EXPECT_THAT(status.recipients(), IsEmpty());
+  EXPECT_THAT(status.unacknowledged(), IsEmpty());
+}
+
+TEST_F(CoordinationStoreTest, DeliveryStatusOfAnUnknownEventIsNotFound) {
+  EXPECT_THAT(store_->GetDeliveryStatus("nope"), StatusIs(absl::StatusCode::kNotFound));
+}
+
+TEST_F(CoordinationStoreTest, ReceiptsSurviveReopen) {
+  DecisionToTwoParties();
+  ASSERT_THAT(store_->RecordReceipt("mentorhuset", "d1", RECEIPT_STATUS_ACCEPTED, "", kNow),
+              IsOk());
+
+  Reopen();
+
+  EXPECT_THAT(States(Status("d1")), ElementsAre("aarhus-jobcenter:ROUTED", "mentorhuset:ACCEPTED"));
+  EXPECT_THAT(EventIds(History().events), ElementsAre("r1", "r2", "d1"));
 }
 
 }  // namespace

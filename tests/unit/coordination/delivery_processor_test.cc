@@ -2,6 +2,7 @@
 
 #include <condition_variable>
 #include <deque>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -12,6 +13,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "services/common/clock.h"
+#include "services/common/event_recorder.h"
 #include "services/common/kafka/cloudevents.h"
 #include "services/common/kafka/memory_publisher.h"
 #include "tests/support/status_matchers.h"
@@ -24,6 +26,7 @@ namespace {
 using ::casebridge::common::v1::ROLE_COORDINATING_CASEWORKER;
 using ::casebridge::common::v1::ROLE_MENTOR;
 using ::casebridge::coordination::testing::DecisionEvent;
+using ::casebridge::coordination::testing::InOdense;
 using ::casebridge::coordination::testing::kSubject;
 using ::casebridge::coordination::testing::RoleEvent;
 using ::casebridge::events::v1::CaseEvent;
@@ -35,6 +38,7 @@ using ::casebridge::testing::TempDir;
 using ::testing::ElementsAre;
 using ::testing::IsEmpty;
 using ::testing::Not;
+using ::testing::SizeIs;
 
 constexpr char kCanonicalTopic[] = "casebridge.case-events.v1";
 
@@ -82,20 +86,70 @@ class FakeConsumer final : public kafka::Consumer {
   int64_t next_offset_ = 0;
 };
 
+// A replanning flag as the case rules would derive it from `trigger`.
+DerivedEvent ReplanningFor(const CaseEvent& trigger) {
+  DerivedEvent derived;
+  derived.idempotency_key = "replanning:" + trigger.id();
+  derived.event.mutable_replanning()->set_trigger_event_id(trigger.id());
+  return derived;
+}
+
+std::vector<std::string> EventIds(const std::vector<CaseEvent>& events) {
+  std::vector<std::string> ids;
+  for (const CaseEvent& event : events) ids.push_back(event.id());
+  return ids;
+}
+
 class DeliveryProcessorTest : public ::testing::Test {
  protected:
   void SetUp() override {
     auto store = CoordinationStore::Open(dir_.File("coordination.db"));
     ASSERT_THAT(store, IsOk());
     store_ = *std::move(store);
-    DeliveryProcessorOptions options;
-    options.recipient_topics = {{"aarhus-jobcenter", "party.aarhus-jobcenter"},
-                                {"mentorhuset", "party.mentorhuset"}};
-    options.poll_timeout = absl::Milliseconds(20);
-    options.initial_backoff = absl::Milliseconds(1);
-    options.max_backoff = absl::Milliseconds(5);
-    processor_ = std::make_unique<DeliveryProcessor>(*store_, consumer_, publisher_, notifier_,
-                                                     options, clock_);
+    RecorderOptions recorder_options;
+    recorder_options.topic = kCanonicalTopic;
+    recorder_options.system = "coordination";
+    recorder_options.source_system = events::v1::SOURCE_SYSTEM_COORDINATION;
+    recorder_options.municipality = "0751";
+    recorder_options.delivery_timeout = absl::Milliseconds(100);
+    auto recorder = EventRecorder::Create(dir_.File("coordination.db.ledger"), recorder_options,
+                                          canonical_, clock_);
+    ASSERT_THAT(recorder, IsOk());
+    recorder_ = *std::move(recorder);
+    options_.municipality = "0751";
+    options_.recipient_topics = {{"aarhus-jobcenter", "party.aarhus-jobcenter"},
+                                 {"mentorhuset", "party.mentorhuset"}};
+    options_.poll_timeout = absl::Milliseconds(20);
+    options_.initial_backoff = absl::Milliseconds(1);
+    options_.max_backoff = absl::Milliseconds(5);
+    MakeProcessor();
+  }
+
+  // (Re)builds the processor with `options_`.
+  void MakeProcessor() {
+    processor_.reset();
+    processor_ = std::make_unique<DeliveryProcessor>(*store_, consumer_, publisher_, *recorder_,
+                                                     notifier_, options_, clock_);
+  }
+
+  // Replaces the case rules with `derive`.
+  void DeriveWith(std::function<std::vector<DerivedEvent>(const CaseHistory&, const CaseEvent&)>
+                      derive) {
+    options_.derive = std::move(derive);
+    MakeProcessor();
+  }
+
+  // The events the coordination recorder has in its ledger for the case.
+  std::vector<CaseEvent> Ledger() {
+    auto events = recorder_->ListEvents(kSubject, 0, 100);
+    EXPECT_THAT(events, IsOk());
+    return events.ok() ? *events : std::vector<CaseEvent>();
+  }
+
+  std::vector<std::string> HistoryIds() {
+    auto history = store_->History(kSubject);
+    EXPECT_THAT(history, IsOk());
+    return history.ok() ? EventIds(history->events) : std::vector<std::string>();
   }
 
   static Record CanonicalRecord(const CaseEvent& event) {
@@ -119,8 +173,11 @@ class DeliveryProcessorTest : public ::testing::Test {
   FakeClock clock_{absl::FromUnixSeconds(1767261600)};
   std::unique_ptr<CoordinationStore> store_;
   FakeConsumer consumer_;
-  MemoryPublisher publisher_;
+  MemoryPublisher publisher_;  // the recipient topics
+  MemoryPublisher canonical_;  // the canonical topic, for derived events
+  std::unique_ptr<EventRecorder> recorder_;
   DeliveryNotifier notifier_;
+  DeliveryProcessorOptions options_;
   std::unique_ptr<DeliveryProcessor> processor_;
 };
 
@@ -207,6 +264,174 @@ TEST_F(DeliveryProcessorTest, RunningProcessorPublishesLeftoversFirstThenCommits
                                      "d1@" + kafka::FormatSequence(2),
                                      "d2@" + kafka::FormatSequence(3)));
   EXPECT_GT(notifier_.generation(), generation);
+}
+
+// --- One municipality per instance -----------------------------------------
+
+TEST_F(DeliveryProcessorTest, AnotherMunicipalitysEventIsCountedAndSkipped) {
+  ASSERT_THAT(processor_->Process(CanonicalRecord(
+                  RoleEvent("r1", ROLE_COORDINATING_CASEWORKER, "aarhus-jobcenter"))),
+              IsOk());
+  ASSERT_THAT(publisher_.records(), SizeIs(1));
+  int derive_calls = 0;
+  DeriveWith([&](const CaseHistory&, const CaseEvent&) {
+    ++derive_calls;
+    return std::vector<DerivedEvent>();
+  });
+
+  // Even on a case this instance knows: the municipality decides.
+  EXPECT_THAT(processor_->Process(CanonicalRecord(InOdense(DecisionEvent("d1")))), IsOk());
+  EXPECT_THAT(processor_->Process(CanonicalRecord(
+                  InOdense(RoleEvent("r2", ROLE_MENTOR, "mentorhuset")))),
+              IsOk());
+
+  EXPECT_EQ(processor_->stats().other_municipality, 2);
+  EXPECT_EQ(derive_calls, 0);
+  EXPECT_THAT(publisher_.records(), SizeIs(1));
+  EXPECT_THAT(HistoryIds(), ElementsAre("r1"));
+  auto parties = store_->ListParties(kSubject);
+  ASSERT_THAT(parties, IsOk());
+  EXPECT_THAT(*parties, SizeIs(1));
+}
+
+TEST_F(DeliveryProcessorTest, EventWithoutSubjectIsSkipped) {
+  CaseEvent event = DecisionEvent("d1");
+  event.clear_subject();
+
+  EXPECT_THAT(processor_->Process(CanonicalRecord(event)), IsOk());
+  EXPECT_EQ(processor_->stats().skipped, 1);
+  EXPECT_THAT(Ledger(), IsEmpty());
+}
+
+// --- The derived-events hook -------------------------------------------------
+
+TEST_F(DeliveryProcessorTest, WithTheBuiltInRulesAPlainDecisionRecordsNothing) {
+  ASSERT_THAT(processor_->Process(CanonicalRecord(
+                  RoleEvent("r1", ROLE_COORDINATING_CASEWORKER, "aarhus-jobcenter"))),
+              IsOk());
+
+  ASSERT_THAT(processor_->Process(CanonicalRecord(DecisionEvent("d1"))), IsOk());
+
+  EXPECT_THAT(Ledger(), IsEmpty());
+  EXPECT_THAT(canonical_.records(), IsEmpty());
+  EXPECT_EQ(processor_->stats().derived_recorded, 0);
+}
+
+TEST_F(DeliveryProcessorTest, RulesSeeTheHistoryWithTheEventLastAndTheHoldersAfterIt) {
+  std::vector<std::vector<std::string>> seen_events;
+  std::vector<std::vector<std::string>> seen_holders;
+  DeriveWith([&](const CaseHistory& history, const CaseEvent& event) {
+    EXPECT_EQ(history.subject, kSubject);
+    EXPECT_EQ(history.events.back().id(), event.id());
+    seen_events.push_back(EventIds(history.events));
+    std::vector<std::string> holders;
+    for (const auto& party : history.holders) holders.push_back(party.recipient());
+    seen_holders.push_back(holders);
+    return std::vector<DerivedEvent>();
+  });
+
+  ASSERT_THAT(processor_->Process(CanonicalRecord(
+                  RoleEvent("r1", ROLE_COORDINATING_CASEWORKER, "aarhus-jobcenter"))),
+              IsOk());
+  ASSERT_THAT(processor_->Process(CanonicalRecord(RoleEvent("r2", ROLE_MENTOR, "mentorhuset"))),
+              IsOk());
+  ASSERT_THAT(processor_->Process(CanonicalRecord(DecisionEvent("d1"))), IsOk());
+
+  EXPECT_THAT(seen_events, ElementsAre(ElementsAre("r1"), ElementsAre("r1", "r2"),
+                                       ElementsAre("r1", "r2", "d1")));
+  EXPECT_THAT(seen_holders,
+              ElementsAre(ElementsAre("aarhus-jobcenter"),
+                          ElementsAre("aarhus-jobcenter", "mentorhuset"),
+                          ElementsAre("aarhus-jobcenter", "mentorhuset")));
+}
+
+TEST_F(DeliveryProcessorTest, DerivedEventsGoToTheCanonicalTopicBeforeTheEventIsApplied) {
+  DeriveWith([&](const CaseHistory&, const CaseEvent& event) {
+    auto applied = store_->IsApplied(event.id());
+    EXPECT_THAT(applied, IsOk());
+    EXPECT_FALSE(applied.ok() && *applied);
+    if (!event.has_decision()) return std::vector<DerivedEvent>();
+    return std::vector<DerivedEvent>{ReplanningFor(event)};
+  });
+  ASSERT_THAT(processor_->Process(CanonicalRecord(
+                  RoleEvent("r1", ROLE_COORDINATING_CASEWORKER, "aarhus-jobcenter"))),
+              IsOk());
+
+  ASSERT_THAT(processor_->Process(CanonicalRecord(DecisionEvent("d1"))), IsOk());
+
+  ASSERT_THAT(canonical_.records(), SizeIs(1));
+  EXPECT_EQ(canonical_.records()[0].topic, kCanonicalTopic);
+  EXPECT_EQ(canonical_.records()[0].key, kSubject);
+  auto derived = kafka::DecodeCaseEventRecord(canonical_.records()[0]);
+  ASSERT_THAT(derived, IsOk());
+  EXPECT_EQ(derived->type(), "dk.casebridge.plan.replanning-needed.v1");
+  EXPECT_EQ(derived->source(), "/casebridge/coordination/0751");
+  EXPECT_EQ(derived->municipality(), "0751");
+  EXPECT_EQ(derived->idempotency_key(), "replanning:d1");
+  EXPECT_EQ(derived->replanning().trigger_event_id(), "d1");
+  EXPECT_EQ(derived->sensitivity(), events::v1::SENSITIVITY_ORDINARY);
+  EXPECT_EQ(processor_->stats().derived_recorded, 1);
+  // The decision itself was delivered as usual.
+  EXPECT_THAT(HistoryIds(), ElementsAre("r1", "d1"));
+  EXPECT_THAT(publisher_.records(), SizeIs(2));
+}
+
+TEST_F(DeliveryProcessorTest, DerivingAgainAfterAFailureRecordsNothingTwice) {
+  int derive_calls = 0;
+  DeriveWith([&](const CaseHistory&, const CaseEvent& event) {
+    ++derive_calls;
+    return std::vector<DerivedEvent>{ReplanningFor(event)};
+  });
+  const Record decision = CanonicalRecord(DecisionEvent("d1"));
+  canonical_.FailNext(absl::UnavailableError("broker down"));
+
+  // The derived event is in the ledger but not durable: the decision is not
+  // applied and the record not committable.
+  EXPECT_THAT(processor_->Process(decision), Not(IsOk()));
+  EXPECT_THAT(HistoryIds(), IsEmpty());
+
+  ASSERT_THAT(processor_->Process(decision), IsOk());
+
+  EXPECT_EQ(derive_calls, 2);
+  EXPECT_THAT(Ledger(), SizeIs(1));
+  EXPECT_THAT(canonical_.records(), SizeIs(1));
+  EXPECT_THAT(HistoryIds(), ElementsAre("d1"));
+}
+
+TEST_F(DeliveryProcessorTest, EventConsumedAgainIsNotDerivedFromAgain) {
+  int derive_calls = 0;
+  DeriveWith([&](const CaseHistory&, const CaseEvent& event) {
+    ++derive_calls;
+    return std::vector<DerivedEvent>{ReplanningFor(event)};
+  });
+  const Record decision = CanonicalRecord(DecisionEvent("d1"));
+  ASSERT_THAT(processor_->Process(decision), IsOk());
+
+  ASSERT_THAT(processor_->Process(decision), IsOk());
+
+  EXPECT_EQ(derive_calls, 1);
+  EXPECT_THAT(canonical_.records(), SizeIs(1));
+}
+
+TEST_F(DeliveryProcessorTest, UnrecordableDerivedEventDoesNotBlockDelivery) {
+  DeriveWith([&](const CaseHistory&, const CaseEvent& event) {
+    DerivedEvent bad_key = ReplanningFor(event);
+    bad_key.idempotency_key = "not a key";
+    DerivedEvent no_state;
+    no_state.idempotency_key = "task:" + event.id();
+    no_state.event.mutable_task();  // no state: no event type
+    return std::vector<DerivedEvent>{bad_key, no_state, ReplanningFor(event)};
+  });
+  ASSERT_THAT(processor_->Process(CanonicalRecord(
+                  RoleEvent("r1", ROLE_COORDINATING_CASEWORKER, "aarhus-jobcenter"))),
+              IsOk());
+
+  EXPECT_THAT(processor_->Process(CanonicalRecord(DecisionEvent("d1"))), IsOk());
+
+  // Each event of the case yields one good replanning flag.
+  EXPECT_THAT(Ledger(), SizeIs(2));
+  EXPECT_THAT(HistoryIds(), ElementsAre("r1", "d1"));
+  EXPECT_THAT(publisher_.records(), SizeIs(2));
 }
 
 }  // namespace

@@ -1,0 +1,114 @@
+#include "services/common/case_system_app.h"
+
+#include <chrono>
+#include <cstring>
+#include <iostream>
+
+#include "absl/strings/str_cat.h"
+
+#include "google/protobuf/descriptor.h"
+#include "services/common/case_system_config.h"
+#include "services/common/config.h"
+#include "services/common/kafka/consumer.h"
+#include "services/common/kafka/kafka_config.h"
+#include "services/common/kafka/kafka_publisher.h"
+#include "services/common/log.h"
+#include "services/common/status_macros.h"
+
+namespace casebridge {
+
+absl::StatusOr<std::unique_ptr<CaseSystemApp>> CaseSystemApp::Start(
+    CaseSystemDefinition definition, casebridge::config::v1::CaseSystemServiceConfig config,
+    const std::string& pseudonym_key) {
+  std::unique_ptr<CaseSystemApp> app(new CaseSystemApp());
+  app->definition_ = std::move(definition);
+  const CaseSystemDefinition& d = app->definition_;
+  app->config_ = WithDefaults(std::move(config), d.default_listen_address);
+  const auto& c = app->config_;
+  RETURN_IF_ERROR(ValidateCaseSystemConfig(c));
+  // Server reflection describes the service from the generated pool.
+  if (google::protobuf::DescriptorPool::generated_pool()->FindServiceByName(
+          d.service_full_name) == nullptr) {
+    return absl::InternalError(absl::StrCat(d.service_full_name,
+                                            ": its descriptor is not linked in (see "
+                                            "KeepDescriptorLinked)"));
+  }
+  ASSIGN_OR_RETURN(app->pseudonymizer_, Pseudonymizer::Create(pseudonym_key));
+  ASSIGN_OR_RETURN(app->adapter_, d.new_adapter(c.adapter()));
+  RETURN_IF_ERROR(kafka::CreateTopicsIfEnabled(c.kafka(), {c.canonical_topic()}));
+  ASSIGN_OR_RETURN(app->publisher_, kafka::NewKafkaPublisher(c.kafka(), {c.canonical_topic()}));
+
+  RecorderOptions options;
+  options.topic = c.canonical_topic();
+  options.system = d.profile.system;
+  options.source_system = d.profile.source_system;
+  options.municipality = c.municipality();
+  options.delivery_timeout = kafka::DeliveryTimeout(c.kafka());
+  ASSIGN_OR_RETURN(app->recorder_, EventRecorder::Create(c.ledger_path(), options, *app->publisher_));
+  // Events recorded but not confirmed before a crash go out first, in order.
+  if (absl::StatusOr<int> drained = app->recorder_->DrainPending(); !drained.ok()) {
+    LogWarning("ledger drain failed; pending events are retried on the next call",
+               {{"error", std::string(drained.status().message())}});
+  }
+
+  const absl::Duration call_timeout =
+      c.adapter().has_call_timeout()
+          ? absl::Seconds(c.adapter().call_timeout().seconds()) +
+                absl::Nanoseconds(c.adapter().call_timeout().nanos())
+          : absl::Seconds(5);
+  app->core_ = std::make_unique<CaseSystemCore>(d.profile, *app->adapter_, *app->recorder_,
+                                                *app->pseudonymizer_, c.municipality(),
+                                                call_timeout);
+  app->service_ = d.new_service(*app->core_);
+  ASSIGN_OR_RETURN(app->server_,
+                   StartGrpcServer(c.server(), {app->service_.get()}, {d.service_full_name}));
+  LogInfo("ready", {{"port", std::to_string(app->server_.port)},
+                    {"topic", c.canonical_topic()},
+                    {"municipality", c.municipality()}});
+  return app;
+}
+
+void CaseSystemApp::Shutdown() {
+  if (stopped_) return;
+  stopped_ = true;
+  if (server_.server != nullptr) {
+    server_.server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(15));
+  }
+  if (publisher_ != nullptr) publisher_->Flush(absl::Seconds(15)).IgnoreError();
+}
+
+void KeepDescriptorLinked(const void* descriptor_table) {
+  // The reference alone is the point; the descriptor registers itself.
+  static_cast<void>(descriptor_table);
+}
+
+int RunCaseSystemMain(const CaseSystemDefinition& definition, int argc, char** argv) {
+  const std::string binary = "casebridge-" + definition.profile.system;
+  auto fail = [&](const absl::Status& status) {
+    LogError("start-up failed", {{"error", std::string(status.message())}});
+    std::cerr << binary << ": " << status.message() << "\n";
+    return 2;
+  };
+  SetLogService(definition.profile.system);
+  BlockTerminationSignals();
+  if (argc != 3 || std::strcmp(argv[1], "--config") != 0) {
+    std::cerr << "usage: " << binary << " --config <file.json>\n";
+    return 2;
+  }
+  absl::StatusOr<config::v1::CaseSystemServiceConfig> config =
+      LoadConfig<config::v1::CaseSystemServiceConfig>(argv[2]);
+  if (!config.ok()) return fail(config.status());
+  absl::StatusOr<std::string> key = LoadPseudonymKey(config->pseudonym());
+  if (!key.ok()) return fail(key.status());
+  absl::StatusOr<std::unique_ptr<CaseSystemApp>> app =
+      CaseSystemApp::Start(definition, *config, *key);
+  if (!app.ok()) return fail(app.status());
+
+  const int signal = WaitForTerminationSignal();
+  LogInfo("shutting down", {{"signal", std::to_string(signal)}});
+  (*app)->Shutdown();
+  LogInfo("stopped");
+  return 0;
+}
+
+}  // namespace casebridge

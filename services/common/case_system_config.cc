@@ -1,0 +1,37 @@
+#include "services/common/case_system_config.h"
+
+#include <algorithm>
+
+#include "services/common/kafka/kafka_config.h"
+#include "services/common/status_macros.h"
+
+namespace casebridge {
+
+absl::Status ValidateCaseSystemConfig(
+    const casebridge::config::v1::CaseSystemServiceConfig& config) {
+  const std::string& m = config.municipality();
+  if (m.size() != 4 ||
+      !std::all_of(m.begin(), m.end(), [](char c) { return c >= '0' && c <= '9'; })) {
+    return absl::InvalidArgumentError("municipality: required, 4 digits (kommunekode)");
+  }
+  if (!config.has_kafka()) return absl::InvalidArgumentError("kafka: required");
+  RETURN_IF_ERROR(kafka::ValidateKafkaConfig(config.kafka()));
+  if (config.adapter().vendor_case() ==
+      casebridge::config::v1::CaseSystemAdapterConfig::VENDOR_NOT_SET) {
+    return absl::InvalidArgumentError("adapter: exactly one vendor must be set (e.g. \"reference\")");
+  }
+  if (config.ledger_path().empty()) return absl::InvalidArgumentError("ledger_path: required");
+  return absl::OkStatus();
+}
+
+casebridge::config::v1::CaseSystemServiceConfig WithDefaults(
+    casebridge::config::v1::CaseSystemServiceConfig config,
+    const std::string& default_listen_address) {
+  if (config.canonical_topic().empty()) config.set_canonical_topic(kDefaultCanonicalTopic);
+  if (config.server().listen_address().empty()) {
+    config.mutable_server()->set_listen_address(default_listen_address);
+  }
+  return config;
+}
+
+}  // namespace casebridge

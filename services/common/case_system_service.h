@@ -1,0 +1,217 @@
+// The gRPC service of an administration's case system, shared by the job
+// centre, social services and health. Their services
+// (`casebridge.jobcentre.v1.JobCentreService`, `…social.v1.SocialService`,
+// `…health.v1.HealthService`) have identical RPCs over the shared messages of
+// casebridge.recording.v1, so one non-template core, `CaseSystemCore`, does
+// the work, and `CaseSystemServiceImpl<ServiceT>` is the thin gRPC layer
+// binding it to one generated service.
+//
+// Every recording RPC: validate the request (INVALID_ARGUMENT naming the
+// field), resolve the case (CPR → subject at this edge), check what it
+// supersedes, then hand the adapter call and the event to the
+// `EventRecorder`, which answers OK only once the event is durable in Kafka.
+//
+// Example (what `CaseSystemApp` does):
+//   CaseSystemCore core(profile, *adapter, *recorder, *pseudonymizer, "0751",
+//                       absl::Seconds(5));
+//   CaseSystemServiceImpl<health::v1::HealthService> service(core);
+#pragma once
+
+#include <grpcpp/grpcpp.h>
+
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "adapters/common/case_system_adapter.h"
+#include "casebridge/events/v1/case_event.pb.h"
+#include "casebridge/recording/v1/recording.pb.h"
+#include "services/common/clock.h"
+#include "services/common/event_recorder.h"
+#include "services/common/grpc_status.h"
+#include "services/common/pseudonym.h"
+
+namespace casebridge {
+
+// What distinguishes one administration's service from another's, apart
+// from its adapter and its gRPC service type.
+struct CaseSystemProfile {
+  // The system's name in event sources and logs: "jobcentre", "social",
+  // "health" (`source` = "/casebridge/<system>/<municipality>").
+  std::string system;
+  // The `source_system` of its events.
+  casebridge::events::v1::SourceSystem source_system =
+      casebridge::events::v1::SOURCE_SYSTEM_UNSPECIFIED;
+  // The sensitivity of its events when the caller leaves
+  // `context.sensitivity` empty, e.g. SPECIAL_HEALTH for health.
+  casebridge::events::v1::Sensitivity default_sensitivity =
+      casebridge::events::v1::SENSITIVITY_ORDINARY;
+  // Offers whose content is more sensitive than that, by offer code, e.g.
+  // addiction treatment ("SEL-101") in social services.
+  std::map<std::string, casebridge::events::v1::Sensitivity> offer_sensitivities;
+};
+
+// The sensitivity `event` gets when the caller does not say: the most
+// protective of the profile's default, the profile's entry for the event's
+// offer (a decision's or a referral's), and what the offer's administration
+// implies (health, region and general practice: special-health; addiction
+// treatment: special-addiction; social services: confidential). So a job
+// centre's referral to a health offer is special-health content.
+casebridge::events::v1::Sensitivity DefaultSensitivity(
+    const CaseSystemProfile& profile, const casebridge::events::v1::CaseEvent& event);
+
+// The RPCs of a case-system service, without gRPC types. Each recording
+// method takes the caller's deadline (`absl::InfiniteFuture()` for none) and
+// returns the response or the status the RPC answers with.
+//
+// Thread safety: safe for concurrent use.
+class CaseSystemCore {
+ public:
+  // `municipality` is the kommunekode this instance serves; `call_timeout`
+  // bounds each adapter call. `adapter`, `recorder`, `pseudonymizer` and
+  // `clock` must outlive the core.
+  CaseSystemCore(CaseSystemProfile profile, CaseSystemAdapter& adapter, EventRecorder& recorder,
+                 const Pseudonymizer& pseudonymizer, std::string municipality,
+                 absl::Duration call_timeout, Clock& clock = RealClock());
+
+  const CaseSystemProfile& profile() const { return profile_; }
+
+  absl::StatusOr<casebridge::recording::v1::RecordResponse> RecordDecision(
+      const casebridge::recording::v1::RecordDecisionRequest& request, absl::Time deadline);
+  absl::StatusOr<casebridge::recording::v1::RecordResponse> BookAppointment(
+      const casebridge::recording::v1::BookAppointmentRequest& request, absl::Time deadline);
+  absl::StatusOr<casebridge::recording::v1::RecordResponse> RescheduleAppointment(
+      const casebridge::recording::v1::RescheduleAppointmentRequest& request, absl::Time deadline);
+  absl::StatusOr<casebridge::recording::v1::RecordResponse> CancelAppointment(
+      const casebridge::recording::v1::CancelAppointmentRequest& request, absl::Time deadline);
+  absl::StatusOr<casebridge::recording::v1::RecordResponse> RecordAttendance(
+      const casebridge::recording::v1::RecordAttendanceRequest& request, absl::Time deadline);
+  // The response's `record_id` is the referral's id (for SENT the one the
+  // system just gave it).
+  absl::StatusOr<casebridge::recording::v1::RecordResponse> RecordReferralStep(
+      const casebridge::recording::v1::RecordReferralStepRequest& request, absl::Time deadline);
+  // Withdraws the record behind an event this service recorded on the case
+  // and publishes a cancellation (no payload) that supersedes the event.
+  // NOT_FOUND if the event is not this service's on this case;
+  // FAILED_PRECONDITION if it is already cancelled, or is a referral step
+  // other than the referral's latest.
+  absl::StatusOr<casebridge::recording::v1::RecordResponse> CancelEvent(
+      const casebridge::recording::v1::CancelEventRequest& request, absl::Time deadline);
+  absl::StatusOr<casebridge::recording::v1::ListCaseEventsResponse> ListCaseEvents(
+      const casebridge::recording::v1::ListCaseEventsRequest& request);
+
+ private:
+  // Calls the adapter (with the resolved citizen and the call's options)
+  // and returns the event's payload and the record id.
+  using Action = std::function<absl::StatusOr<ActionResult>(const CallOptions&, const Citizen&)>;
+
+  // Validates the context, resolves the case, checks the supersession, and
+  // records through the recorder; `validate_payload` checks the request's
+  // own fields first.
+  absl::StatusOr<casebridge::recording::v1::RecordResponse> Record(
+      const google::protobuf::Message& request,
+      const casebridge::recording::v1::RecordContext& record_context, bool legal_basis_required,
+      casebridge::events::v1::CaseEvent::PayloadCase payload, absl::Time deadline,
+      const std::function<absl::Status()>& validate_payload, const Action& action);
+
+  // Checks that `supersedes` fits an event with `payload`: corrections name
+  // an event this service recorded on `subject` with the same kind of
+  // payload; cancellations are only recorded by `CancelEvent`; a referral
+  // step is cancelled and recorded again, not corrected.
+  absl::Status ValidateSupersession(const casebridge::events::v1::Supersession& supersedes,
+                                    const std::string& subject,
+                                    casebridge::events::v1::CaseEvent::PayloadCase payload);
+
+  // For `CancelEvent`: the event to cancel, checked against the case's
+  // events in the ledger (not cancelled yet; a referral's latest step).
+  absl::StatusOr<casebridge::events::v1::CaseEvent> EventToCancel(const std::string& event_id,
+                                                                 const std::string& subject);
+
+  const CaseSystemProfile profile_;
+  CaseSystemAdapter& adapter_;
+  EventRecorder& recorder_;
+  const Pseudonymizer& pseudonymizer_;
+  const std::string municipality_;
+  const absl::Duration call_timeout_;
+  Clock& clock_;
+};
+
+// The caller's deadline of a gRPC call (`absl::InfiniteFuture()` without one
+// or without a context).
+absl::Time CallerDeadline(const grpc::ServerContext* context);
+
+// The gRPC layer of a case-system service: one class for the three
+// generated services, each method one line into `CaseSystemCore`. `ServiceT`
+// is the generated service class, e.g. `jobcentre::v1::JobCentreService`.
+template <typename ServiceT>
+class CaseSystemServiceImpl final : public ServiceT::Service {
+ public:
+  // `core` must outlive the service.
+  explicit CaseSystemServiceImpl(CaseSystemCore& core) : core_(core) {}
+
+  // ServiceT::Service:
+  grpc::Status RecordDecision(grpc::ServerContext* context,
+                              const casebridge::recording::v1::RecordDecisionRequest* request,
+                              casebridge::recording::v1::RecordResponse* response) override {
+    return Answer(core_.RecordDecision(*request, CallerDeadline(context)), response);
+  }
+  grpc::Status BookAppointment(grpc::ServerContext* context,
+                               const casebridge::recording::v1::BookAppointmentRequest* request,
+                               casebridge::recording::v1::RecordResponse* response) override {
+    return Answer(core_.BookAppointment(*request, CallerDeadline(context)), response);
+  }
+  grpc::Status RescheduleAppointment(
+      grpc::ServerContext* context,
+      const casebridge::recording::v1::RescheduleAppointmentRequest* request,
+      casebridge::recording::v1::RecordResponse* response) override {
+    return Answer(core_.RescheduleAppointment(*request, CallerDeadline(context)), response);
+  }
+  grpc::Status CancelAppointment(grpc::ServerContext* context,
+                                 const casebridge::recording::v1::CancelAppointmentRequest* request,
+                                 casebridge::recording::v1::RecordResponse* response) override {
+    return Answer(core_.CancelAppointment(*request, CallerDeadline(context)), response);
+  }
+  grpc::Status RecordAttendance(grpc::ServerContext* context,
+                                const casebridge::recording::v1::RecordAttendanceRequest* request,
+                                casebridge::recording::v1::RecordResponse* response) override {
+    return Answer(core_.RecordAttendance(*request, CallerDeadline(context)), response);
+  }
+  grpc::Status RecordReferralStep(
+      grpc::ServerContext* context,
+      const casebridge::recording::v1::RecordReferralStepRequest* request,
+      casebridge::recording::v1::RecordResponse* response) override {
+    return Answer(core_.RecordReferralStep(*request, CallerDeadline(context)), response);
+  }
+  grpc::Status CancelEvent(grpc::ServerContext* context,
+                           const casebridge::recording::v1::CancelEventRequest* request,
+                           casebridge::recording::v1::RecordResponse* response) override {
+    return Answer(core_.CancelEvent(*request, CallerDeadline(context)), response);
+  }
+  grpc::Status ListCaseEvents(grpc::ServerContext* /*context*/,
+                              const casebridge::recording::v1::ListCaseEventsRequest* request,
+                              casebridge::recording::v1::ListCaseEventsResponse* response) override {
+    return Answer(core_.ListCaseEvents(*request), response);
+  }
+
+ private:
+  template <typename Response>
+  static grpc::Status Answer(absl::StatusOr<Response> result, Response* response) {
+    if (!result.ok()) return ToGrpcStatus(result.status());
+    *response = *std::move(result);
+    return grpc::Status::OK;
+  }
+
+  CaseSystemCore& core_;
+};
+
+// Returns a `CaseSystemServiceImpl<ServiceT>` over `core`; the
+// `CaseSystemDefinition::new_service` of each system.
+template <typename ServiceT>
+std::unique_ptr<grpc::Service> NewCaseSystemService(CaseSystemCore& core) {
+  return std::make_unique<CaseSystemServiceImpl<ServiceT>>(core);
+}
+
+}  // namespace casebridge
