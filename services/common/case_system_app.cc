@@ -44,7 +44,8 @@ absl::StatusOr<std::unique_ptr<CaseSystemApp>> CaseSystemApp::Start(
   options.source_system = d.profile.source_system;
   options.municipality = c.municipality();
   options.delivery_timeout = kafka::DeliveryTimeout(c.kafka());
-  ASSIGN_OR_RETURN(app->recorder_, EventRecorder::Create(c.ledger_path(), options, *app->publisher_));
+  ASSIGN_OR_RETURN(app->recorder_,
+                   EventRecorder::Create(c.ledger_path(), options, *app->publisher_));
   // Events recorded but not confirmed before a crash go out first, in order.
   if (absl::StatusOr<int> drained = app->recorder_->DrainPending(); !drained.ok()) {
     LogWarning("ledger drain failed; pending events are retried on the next call",

@@ -18,7 +18,8 @@ absl::Status ValidateCaseSystemConfig(
   RETURN_IF_ERROR(kafka::ValidateKafkaConfig(config.kafka()));
   if (config.adapter().vendor_case() ==
       casebridge::config::v1::CaseSystemAdapterConfig::VENDOR_NOT_SET) {
-    return absl::InvalidArgumentError("adapter: exactly one vendor must be set (e.g. \"reference\")");
+    return absl::InvalidArgumentError(
+        "adapter: exactly one vendor must be set (e.g. \"reference\")");
   }
   if (config.ledger_path().empty()) return absl::InvalidArgumentError("ledger_path: required");
   return absl::OkStatus();

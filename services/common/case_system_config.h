@@ -14,7 +14,8 @@ namespace casebridge {
 inline constexpr char kDefaultCanonicalTopic[] = "casebridge.case-events.v1";
 
 // Returns kInvalidArgument naming the field if `config` is unusable.
-absl::Status ValidateCaseSystemConfig(const casebridge::config::v1::CaseSystemServiceConfig& config);
+absl::Status ValidateCaseSystemConfig(
+    const casebridge::config::v1::CaseSystemServiceConfig& config);
 
 // Fills the documented defaults into `config`: the canonical topic and, if
 // none is configured, `default_listen_address` (the service's own port, e.g.

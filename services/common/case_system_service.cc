@@ -215,7 +215,8 @@ absl::StatusOr<CaseEvent> CaseSystemCore::EventToCancel(const std::string& event
     }
   }
   if (cancelled.contains(event_id)) {
-    return absl::FailedPreconditionError("context.supersedes.event_id: the event is already cancelled");
+    return absl::FailedPreconditionError(
+        "context.supersedes.event_id: the event is already cancelled");
   }
   for (const CaseEvent& step : steps) {
     if (step.sequence() > target->sequence() && !cancelled.contains(step.id())) {

@@ -190,9 +190,10 @@ class CaseSystemServiceImpl final : public ServiceT::Service {
                            casebridge::recording::v1::RecordResponse* response) override {
     return Answer(core_.CancelEvent(*request, CallerDeadline(context)), response);
   }
-  grpc::Status ListCaseEvents(grpc::ServerContext* /*context*/,
-                              const casebridge::recording::v1::ListCaseEventsRequest* request,
-                              casebridge::recording::v1::ListCaseEventsResponse* response) override {
+  grpc::Status ListCaseEvents(
+      grpc::ServerContext* /*context*/,
+      const casebridge::recording::v1::ListCaseEventsRequest* request,
+      casebridge::recording::v1::ListCaseEventsResponse* response) override {
     return Answer(core_.ListCaseEvents(*request), response);
   }
 

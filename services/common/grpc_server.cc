@@ -7,12 +7,15 @@
 #include <fstream>
 
 #include "absl/strings/str_cat.h"
+#include "descriptor_anchors.h"
 
 namespace casebridge {
 
 absl::StatusOr<StartedServer> StartGrpcServer(const casebridge::config::v1::ServerConfig& config,
                                               const std::vector<grpc::Service*>& services,
                                               const std::vector<std::string>& health_names) {
+  // Service-only proto files must be linked in for reflection to find them.
+  (void)casebridge::proto::ServiceDescriptorAnchors();
   // Both are process-global and must run before a ServerBuilder exists.
   grpc::EnableDefaultHealthCheckService(true);
   if (!config.disable_reflection()) grpc::reflection::InitProtoReflectionServerBuilderPlugin();

@@ -231,12 +231,15 @@ absl::Status ValidateReferralStep(const casebridge::events::v1::Referral& referr
   if (sent && !referral.has_offer()) return Invalid(field + ".offer", "required when sending");
   auto validate_unit = [&](bool present, const casebridge::common::v1::Unit& unit,
                            const char* name) -> absl::Status {
-    if (present && unit.id().empty()) return Invalid(absl::StrCat(field, ".", name, ".id"), "required");
+    if (present && unit.id().empty()) {
+      return Invalid(absl::StrCat(field, ".", name, ".id"), "required");
+    }
     return absl::OkStatus();
   };
   RETURN_IF_ERROR(validate_unit(referral.has_from_unit(), referral.from_unit(), "from_unit"));
   RETURN_IF_ERROR(validate_unit(referral.has_to_unit(), referral.to_unit(), "to_unit"));
-  RETURN_IF_ERROR(validate_unit(referral.has_forwarded_to(), referral.forwarded_to(), "forwarded_to"));
+  RETURN_IF_ERROR(
+      validate_unit(referral.has_forwarded_to(), referral.forwarded_to(), "forwarded_to"));
   if (sent && !referral.has_to_unit()) return Invalid(field + ".to_unit", "required when sending");
   RETURN_IF_ERROR(ValidateReasons(referral.reasons(), field + ".reasons"));
   const bool reasons_required = status == casebridge::events::v1::REFERRAL_STATUS_REFUSED ||

@@ -584,8 +584,9 @@ void PlayAarhus(Municipality& m, AarhusStubs& s, std::vector<PartySpec>& parties
     }
     coordination::ListTasksRequest list;
     list.mutable_case_ref()->set_subject(m.subject());
-    for (const events::Task& t :
-         Call("ListTasks", m.coordination(), &CoordinationStub::ListTasks, list).tasks()) {
+    const coordination::ListTasksResponse tasks =
+        Call("ListTasks", m.coordination(), &CoordinationStub::ListTasks, list);
+    for (const events::Task& t : tasks.tasks()) {
       std::cout << "   ListTasks: " << t.task_id() << " "
                 << events::TaskState_Name(t.state()) << ", owner " << t.owner_recipient() << "\n";
     }
@@ -817,9 +818,9 @@ int Run(const Flags& flags) {
   coordination::GetTimelineRequest timeline_request;
   timeline_request.mutable_case_ref()->set_subject(aarhus.subject());
   std::string refusal_id;
-  for (const auto& entry : Call("GetTimeline", aarhus.coordination(), &CoordinationStub::GetTimeline,
-                                timeline_request)
-                               .entries()) {
+  const coordination::Timeline timeline =
+      Call("GetTimeline", aarhus.coordination(), &CoordinationStub::GetTimeline, timeline_request);
+  for (const auto& entry : timeline.entries()) {
     if (entry.event().type() == "dk.casebridge.decision.refused.v1") refusal_id = entry.event().id();
   }
   ShowReceipts(aarhus, refusal_id, "citizen-portal");

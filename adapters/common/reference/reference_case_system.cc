@@ -401,7 +401,9 @@ absl::StatusOr<Appointment> ReferenceCaseSystem::RescheduleAppointment(
                   *appointment.mutable_previous_start() = appointment.start();
                   *appointment.mutable_start() = ToProtoTimestamp(change.start);
                   *appointment.mutable_end() = ToProtoTimestamp(change.end);
-                  if (change.location.has_value()) *appointment.mutable_location() = *change.location;
+                  if (change.location.has_value()) {
+                    *appointment.mutable_location() = *change.location;
+                  }
                   appointment.set_reason(change.reason);
                   appointment.set_status(events::v1::APPOINTMENT_STATUS_RESCHEDULED);
                   return absl::OkStatus();
@@ -578,7 +580,8 @@ absl::StatusOr<bool> ReferenceCaseSystem::Withdraw(absl::string_view table,
     return absl::FailedPreconditionError(absl::StrCat(kind, " ", id, " is already withdrawn"));
   }
   ASSIGN_OR_RETURN(sqlite::Statement update,
-                   db_->Prepare(absl::StrCat("UPDATE ", table, " SET withdrawn = 1 WHERE id = ?1")));
+                   db_->Prepare(
+                       absl::StrCat("UPDATE ", table, " SET withdrawn = 1 WHERE id = ?1")));
   update.Bind(1, id);
   RETURN_IF_ERROR(update.Run());
   return true;

@@ -210,8 +210,8 @@ TEST_F(ReferralChainTest, HealthReferralSentToTheWrongUnitIsForwardedAndRunsItsW
 
   // The wrong unit acknowledges it (the health system learns the offer and
   // units from the job centre's SENT event) and forwards it.
-  RecordReferralStepRequest received =
-      StepRequest("received-wrong-unit", events::v1::REFERRAL_STATUS_RECEIVED, id, kWrongHealthUnit);
+  RecordReferralStepRequest received = StepRequest(
+      "received-wrong-unit", events::v1::REFERRAL_STATUS_RECEIVED, id, kWrongHealthUnit);
   received.mutable_referral()->mutable_offer()->set_code("SUL-140");
   received.mutable_referral()->mutable_offer()->set_administration(
       common::v1::ADMINISTRATION_HEALTH);

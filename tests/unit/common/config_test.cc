@@ -233,6 +233,15 @@ TEST_F(ConfigTest, DefaultsKeepAGivenCanonicalTopic) {
   EXPECT_EQ(WithDefaults(config, kListen).canonical_topic(), "test.case-events.v1");
 }
 
+TEST_F(ConfigTest, EachCaseSystemSampleConfigIsValid) {
+  for (const char* system : {"jobcentre", "social", "health"}) {
+    absl::StatusOr<CaseSystemServiceConfig> config = LoadConfig<CaseSystemServiceConfig>(
+        testing::SourceDir() + "/services/" + system + "/" + system + ".sample.json");
+    ASSERT_OK(config) << system;
+    EXPECT_OK(ValidateCaseSystemConfig(WithDefaults(*config, kListen))) << system;
+  }
+}
+
 TEST_F(ConfigTest, DefaultsFillTheServicesListenAddress) {
   CaseSystemServiceConfig config = Valid();
   config.mutable_server()->clear_listen_address();
