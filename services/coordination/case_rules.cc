@@ -340,34 +340,50 @@ std::vector<FoldedTask> FoldTasks(const std::vector<const CaseEvent*>& events) {
   return tasks;
 }
 
-// The recipient holding `role` after the events before `until_id` (the
-// coordination store's rules: an assignment replaces the holder; a release
-// clears it only if it names the holder). Empty if nobody holds it.
-std::string HolderBefore(const CaseHistory& history, Role role, const std::string& until_id) {
-  std::string holder;
+// Who holds `role` after the events before `until_id` — the recipient and
+// the named holder (the coordination store's rules: an assignment replaces
+// the holder; a release clears it only if it names the holder). Empty if
+// nobody holds it.
+struct Holder {
+  std::string recipient;
+  std::string name;
+  bool operator==(const Holder&) const = default;
+};
+
+Holder HolderBefore(const CaseHistory& history, Role role, const std::string& until_id) {
+  Holder holder;
   for (const CaseEvent& event : history.events) {
     if (event.id() == until_id) break;
     if (!event.has_role_assignment() || event.role_assignment().role() != role) continue;
     const auto& assignment = event.role_assignment();
     if (!assignment.released()) {
-      holder = assignment.recipient();
-    } else if (assignment.recipient() == holder) {
-      holder.clear();
+      holder = Holder{assignment.recipient(), assignment.holder_name()};
+    } else if (assignment.recipient() == holder.recipient) {
+      holder = Holder{};
     }
   }
   return holder;
 }
 
+// A new holder of a role takes its open tasks: a new recipient, or a new
+// person at the same recipient (a new coordinating caseworker in the same
+// job centre is the common case).
 void DeriveHandovers(const CaseHistory& history, const CaseEvent& event,
                      std::vector<DerivedEvent>& out) {
   const auto& assignment = event.role_assignment();
   if (assignment.released()) return;  // the tasks stay with the role until a new holder
-  if (assignment.recipient() == HolderBefore(history, assignment.role(), event.id())) return;
+  const Holder previous = HolderBefore(history, assignment.role(), event.id());
+  if (previous == Holder{assignment.recipient(), assignment.holder_name()}) return;
 
   for (const FoldedTask& folded : FoldTasks(EffectiveEvents(history, &event))) {
     const Task& task = folded.task;
     if (!IsOpen(task.state()) || task.owner_role() != assignment.role()) continue;
-    if (task.owner_recipient() == assignment.recipient()) continue;
+    // Already with this recipient and this person (e.g. re-assigned after a
+    // release): nothing to hand over.
+    if (task.owner_recipient() == assignment.recipient() &&
+        previous.name == assignment.holder_name()) {
+      continue;
+    }
     DerivedEvent derived;
     derived.event.set_sensitivity(OrOrdinary(folded.sensitivity));
     *derived.event.mutable_occurred_at() = event.occurred_at();

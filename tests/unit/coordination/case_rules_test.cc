@@ -596,6 +596,20 @@ TEST_F(CaseRulesTest, ReleaseHandsNothingOverButTheNextHolderTakesTheTasks) {
   EXPECT_EQ(derived[0].event.task().owner_recipient(), "aarhus-jobcenter-vest");
 }
 
+// The common case: a new coordinating caseworker in the same job centre.
+TEST_F(CaseRulesTest, NewPersonAtTheSameRecipientTakesTheOpenTasks) {
+  Assigned(ROLE_COORDINATING_CASEWORKER, "aarhus-jobcenter");
+  history_.events.back().mutable_role_assignment()->set_holder_name("Mette Sørensen");
+  TaskCreated("T-1", ROLE_COORDINATING_CASEWORKER, "aarhus-jobcenter", Day(30));
+  Assigned(ROLE_COORDINATING_CASEWORKER, "aarhus-jobcenter");
+  history_.events.back().mutable_role_assignment()->set_holder_name("Søren Nielsen");
+
+  const std::vector<DerivedEvent> derived = Derive();
+  ASSERT_THAT(derived, SizeIs(1));
+  EXPECT_EQ(derived[0].event.task().state(), casebridge::events::v1::TASK_STATE_HANDED_OVER);
+  EXPECT_EQ(derived[0].event.task().task_id(), "T-1");
+}
+
 TEST_F(CaseRulesTest, StaleReleaseDoesNotMakeTheSameHolderNew) {
   Assigned(ROLE_COORDINATING_CASEWORKER, "aarhus-jobcenter");
   TaskCreated("T-1", ROLE_COORDINATING_CASEWORKER, "aarhus-jobcenter", Day(30));

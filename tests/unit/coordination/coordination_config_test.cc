@@ -36,7 +36,7 @@ TEST(CoordinationConfigTest, AarhusSampleConfigIsValid) {
   ASSERT_THAT(config, IsOk());
 
   EXPECT_THAT(ValidateCoordinationConfig(WithDefaults(*config)), IsOk());
-  EXPECT_EQ(config->recipients_size(), 5);
+  EXPECT_EQ(config->recipients_size(), 7);
   EXPECT_EQ(config->municipality(), "0751");
   EXPECT_EQ(config->consumer_group(), "casebridge-coordination-0751");
   EXPECT_EQ(config->routing().rules_size(), 4);
