@@ -205,11 +205,13 @@ TEST_F(JobCentreKafkaTest, RefusalLandsOnCanonicalTopicAsCloudEvent) {
 }
 
 TEST_F(JobCentreKafkaTest, RetriesWithSameKeyYieldExactlyOneRecord) {
+  // Built once: a retry repeats the request exactly (its times included).
+  const recording::v1::RecordDecisionRequest refusal = Refusal(kKey);
   std::string first_id;
   for (int attempt = 0; attempt < 3; ++attempt) {
     grpc::ClientContext context;
     recording::v1::RecordResponse response;
-    ASSERT_TRUE(service_.stub().RecordDecision(&context, Refusal(kKey), &response).ok());
+    ASSERT_TRUE(service_.stub().RecordDecision(&context, refusal, &response).ok());
     EXPECT_EQ(response.replayed(), attempt > 0);
     if (attempt == 0) first_id = response.event_id();
     EXPECT_EQ(response.event_id(), first_id);
@@ -289,16 +291,20 @@ TEST_F(JobCentreKafkaTest, AppointmentLifecycleArrivesInOrder) {
 }
 
 TEST_F(JobCentreKafkaTest, RestartKeepsIdempotencyAndState) {
+  // Built once: the retry must be the same request (its start time included,
+  // which FollowUp takes from the clock), or it is ALREADY_EXISTS.
+  const recording::v1::BookAppointmentRequest booking = FollowUp("restart-key");
   recording::v1::RecordResponse first;
   {
     grpc::ClientContext context;
-    ASSERT_TRUE(service_.stub().BookAppointment(&context, FollowUp("restart-key"), &first).ok());
+    ASSERT_TRUE(service_.stub().BookAppointment(&context, booking, &first).ok());
   }
   service_.Restart();
   recording::v1::RecordResponse again;
   {
     grpc::ClientContext context;
-    ASSERT_TRUE(service_.stub().BookAppointment(&context, FollowUp("restart-key"), &again).ok());
+    const grpc::Status status = service_.stub().BookAppointment(&context, booking, &again);
+    ASSERT_TRUE(status.ok()) << status.error_message();
   }
   EXPECT_TRUE(again.replayed());
   EXPECT_EQ(again.event_id(), first.event_id());
