@@ -88,6 +88,9 @@ class DerivedFlowsTest : public ::testing::Test {
     rule->add_roles(common::v1::ROLE_COORDINATING_CASEWORKER);
     rule->add_roles(common::v1::ROLE_REHABILITATION_TEAM);
     coordination.mutable_watchdogs()->set_referral_ack_days(5);
+    coordination.mutable_watchdogs()->set_waitlist_without_estimate_days(7);
+    coordination.mutable_watchdogs()->set_min_follow_ups(6);
+    coordination.mutable_watchdogs()->set_no_contact_days(30);
     coordination.mutable_load()->set_max_activities_per_day(2);
     auto app = coordination::CoordinationApp::Start(coordination, kKey, clock_);
     ASSERT_OK(app);
@@ -335,6 +338,141 @@ TEST_F(DerivedFlowsTest, UnacknowledgedReferralFiresTheWatchdogOnceAfterTheConfi
   EXPECT_EQ(alerts[0].watchdog_alert().threshold_days(), 5);
   EXPECT_TRUE(
       Received("mentorhuset", "dk.casebridge.watchdog.referral-not-acknowledged.v1", 0).empty());
+}
+
+TEST_F(DerivedFlowsTest, ThirdActivityOnADayWarnsAboutTheCitizensLoad) {
+  const absl::Time morning = absl::Now() + absl::Hours(72);
+  Book(*jobcentre_, "day-1", common::v1::ROLE_COORDINATING_CASEWORKER, morning, absl::Hours(1));
+  Book(*social_, "day-2", common::v1::ROLE_SOCIAL_SERVICES, morning + absl::Hours(2), absl::Hours(1));
+  const RecordResponse third = Book(*health_, "day-3", common::v1::ROLE_HEALTH_ADMINISTRATION,
+                                    morning + absl::Hours(4), absl::Hours(1));
+  for (const char* recipient : {"aarhus-jobcenter", "aarhus-sundhed"}) {
+    std::vector<CaseEvent> warnings =
+        Received(recipient, "dk.casebridge.load.too-many-activities.v1", 1);
+    ASSERT_EQ(warnings.size(), 1u) << recipient;
+    EXPECT_EQ(warnings[0].load_warning().activities(), 3);
+    EXPECT_EQ(warnings[0].load_warning().limit(), 2);
+    EXPECT_THAT(warnings[0].load_warning().appointment_ids(), Contains(third.record_id()));
+  }
+  EXPECT_TRUE(Received("mentorhuset", "dk.casebridge.load.too-many-activities.v1", 0).empty());
+}
+
+TEST_F(DerivedFlowsTest, OverdueTaskIsReportedToItsOwnerOnce) {
+  coordination::v1::CreateTaskRequest create;
+  create.set_idempotency_key("task-due");
+  create.mutable_case_ref()->set_cpr(kCpr);
+  create.set_title("Answer about transport support");
+  create.set_owner_role(common::v1::ROLE_COORDINATING_CASEWORKER);
+  *create.mutable_due() = ToProtoTimestamp(absl::Now() + absl::Hours(24));
+  create.mutable_actor()->set_role(common::v1::ROLE_COORDINATING_CASEWORKER);
+  create.mutable_actor()->set_unit("Jobcenter Aarhus");
+  coordination::v1::TaskResponse task;
+  {
+    grpc::ClientContext context;
+    ASSERT_TRUE(coordination_->CreateTask(&context, create, &task).ok());
+  }
+  ASSERT_EQ(Received("aarhus-jobcenter", "dk.casebridge.task.created.v1", 1).size(), 1u);
+  clock_.Advance(absl::Hours(48));
+  ASSERT_OK(coordination_app_->watchdogs().RunOnce());
+  ASSERT_OK(coordination_app_->watchdogs().RunOnce());
+  std::vector<CaseEvent> overdue = Received("aarhus-jobcenter", "dk.casebridge.task.overdue.v1", 1);
+  ASSERT_EQ(overdue.size(), 1u);
+  EXPECT_EQ(overdue[0].task().task_id(), task.task_id());
+  EXPECT_TRUE(Received("mentorhuset", "dk.casebridge.task.overdue.v1", 0).empty());
+}
+
+TEST_F(DerivedFlowsTest, WaitlistWithoutAnEstimateFiresItsWatchdog) {
+  const std::string referral =
+      SendReferral("send-wl", "SUL-119", common::v1::ADMINISTRATION_HEALTH, "0751-sundhed");
+  auto offer = [](events::v1::Referral& r) {
+    r.mutable_offer()->set_code("SUL-119");
+    r.mutable_offer()->set_administration(common::v1::ADMINISTRATION_HEALTH);
+  };
+  Step(*health_, "wl-received", events::v1::REFERRAL_STATUS_RECEIVED, referral, offer);
+  Step(*health_, "wl-assessed", events::v1::REFERRAL_STATUS_ASSESSED, referral,
+       [](events::v1::Referral& r) { r.mutable_assessment()->set_in_target_group(true); });
+  Step(*health_, "wl-accepted", events::v1::REFERRAL_STATUS_ACCEPTED, referral);
+  Step(*health_, "wl-waitlisted", events::v1::REFERRAL_STATUS_WAITLISTED, referral);
+  ASSERT_EQ(Received("aarhus-jobcenter", "dk.casebridge.referral.waitlisted.v1", 1).size(), 1u);
+  clock_.Advance(absl::Hours(24 * 8));  // past waitlist_without_estimate_days = 7
+  ASSERT_OK(coordination_app_->watchdogs().RunOnce());
+  std::vector<CaseEvent> alerts =
+      Received("aarhus-jobcenter", "dk.casebridge.watchdog.waitlist-without-estimate.v1", 1);
+  ASSERT_EQ(alerts.size(), 1u);
+  EXPECT_EQ(alerts[0].watchdog_alert().referral_id(), referral);
+}
+
+TEST_F(DerivedFlowsTest, AYearWithoutContactOrFollowUpsFiresBothWatchdogs) {
+  clock_.Advance(absl::Hours(24 * 400));  // the course is older than the 365-day window
+  ASSERT_OK(coordination_app_->watchdogs().RunOnce());
+  std::vector<CaseEvent> no_contact =
+      Received("aarhus-jobcenter", "dk.casebridge.watchdog.no-contact.v1", 1);
+  ASSERT_EQ(no_contact.size(), 1u);
+  EXPECT_EQ(no_contact[0].watchdog_alert().threshold_days(), 30);
+  std::vector<CaseEvent> follow_ups =
+      Received("aarhus-jobcenter", "dk.casebridge.watchdog.too-few-follow-ups.v1", 1);
+  ASSERT_EQ(follow_ups.size(), 1u);
+  EXPECT_EQ(follow_ups[0].watchdog_alert().count(), 0);
+  EXPECT_EQ(follow_ups[0].watchdog_alert().required(), 6);
+  EXPECT_TRUE(Received("citizen-portal", "dk.casebridge.watchdog.no-contact.v1", 0).empty());
+}
+
+TEST_F(DerivedFlowsTest, CancelledDecisionReachesItsRecipientsAndLeavesTheTimeline) {
+  recording::v1::RecordDecisionRequest decision;
+  FillContext(decision.mutable_context(), "grant-1", common::v1::ROLE_CASEWORKER, "Jobcenter Aarhus");
+  auto* basis = decision.mutable_context()->add_legal_basis();
+  basis->set_law("LAB");
+  basis->set_paragraph("78");
+  decision.mutable_decision()->set_outcome(events::v1::DECISION_OUTCOME_GRANTED);
+  decision.mutable_decision()->mutable_offer()->set_code("LAB-mentor");
+  decision.mutable_decision()->mutable_decided_by()->set_role(common::v1::ROLE_CASEWORKER);
+  decision.mutable_decision()->mutable_decided_by()->set_unit("Jobcenter Aarhus");
+  RecordResponse granted;
+  {
+    grpc::ClientContext context;
+    const grpc::Status status = jobcentre_->RecordDecision(&context, decision, &granted);
+    ASSERT_TRUE(status.ok()) << status.error_message();
+  }
+  recording::v1::CancelEventRequest cancel;
+  FillContext(cancel.mutable_context(), "cancel-grant-1", common::v1::ROLE_CASEWORKER,
+              "Jobcenter Aarhus");
+  cancel.mutable_context()->mutable_supersedes()->set_event_id(granted.event_id());
+  cancel.mutable_context()->mutable_supersedes()->set_kind(
+      events::v1::Supersession::KIND_CANCELLATION);
+  cancel.mutable_context()->mutable_supersedes()->set_reason("Registered on the wrong citizen.");
+  RecordResponse cancelled;
+  {
+    grpc::ClientContext context;
+    const grpc::Status status = jobcentre_->CancelEvent(&context, cancel, &cancelled);
+    ASSERT_TRUE(status.ok()) << status.error_message();
+  }
+  for (const char* recipient : {"citizen-portal", "aarhus-jobcenter"}) {
+    std::vector<CaseEvent> cancellations = Received(recipient, "dk.casebridge.event.cancelled.v1", 1);
+    ASSERT_EQ(cancellations.size(), 1u) << recipient;
+    EXPECT_EQ(cancellations[0].supersedes().event_id(), granted.event_id());
+    EXPECT_EQ(cancellations[0].payload_case(), CaseEvent::PAYLOAD_NOT_SET);
+  }
+  coordination::v1::GetTimelineRequest request;
+  request.mutable_case_ref()->set_subject(subject_);
+  request.set_include_superseded(true);
+  coordination::v1::Timeline timeline;
+  ASSERT_TRUE(testing::PollUntil([&] {
+    grpc::ClientContext context;
+    timeline.Clear();
+    if (!coordination_->GetTimeline(&context, request, &timeline).ok()) return false;
+    for (const auto& entry : timeline.entries()) {
+      if (entry.event().id() == cancelled.event_id()) return true;
+    }
+    return false;
+  }));
+  bool original_seen = false;
+  for (const auto& entry : timeline.entries()) {
+    if (entry.event().id() != granted.event_id()) continue;
+    original_seen = true;
+    EXPECT_FALSE(entry.current());
+    EXPECT_EQ(entry.superseded_by(), cancelled.event_id());
+  }
+  EXPECT_TRUE(original_seen);
 }
 
 }  // namespace
