@@ -26,12 +26,13 @@ absl::StatusOr<std::unique_ptr<CaseSystemApp>> CaseSystemApp::Start(
   app->config_ = WithDefaults(std::move(config), d.default_listen_address);
   const auto& c = app->config_;
   RETURN_IF_ERROR(ValidateCaseSystemConfig(c));
-  // Server reflection describes the service from the generated pool.
+  // Server reflection describes the service from the generated pool; a
+  // service-only proto file is there only if proto/descriptor_anchors.cc
+  // anchors it.
   if (google::protobuf::DescriptorPool::generated_pool()->FindServiceByName(
           d.service_full_name) == nullptr) {
-    return absl::InternalError(absl::StrCat(d.service_full_name,
-                                            ": its descriptor is not linked in (see "
-                                            "KeepDescriptorLinked)"));
+    return absl::InternalError(absl::StrCat(
+        d.service_full_name, ": its descriptor is not linked in (proto/descriptor_anchors.cc)"));
   }
   ASSIGN_OR_RETURN(app->pseudonymizer_, Pseudonymizer::Create(pseudonym_key));
   ASSIGN_OR_RETURN(app->adapter_, d.new_adapter(c.adapter()));
@@ -76,11 +77,6 @@ void CaseSystemApp::Shutdown() {
     server_.server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(15));
   }
   if (publisher_ != nullptr) publisher_->Flush(absl::Seconds(15)).IgnoreError();
-}
-
-void KeepDescriptorLinked(const void* descriptor_table) {
-  // The reference alone is the point; the descriptor registers itself.
-  static_cast<void>(descriptor_table);
 }
 
 int RunCaseSystemMain(const CaseSystemDefinition& definition, int argc, char** argv) {

@@ -84,13 +84,6 @@ class CaseSystemApp {
   bool stopped_ = false;
 };
 
-// Keeps a generated service-only .pb.cc in a static link. Such a file (e.g.
-// jobcentre_service.pb.cc, whose messages all live in recording.proto) holds
-// nothing but its descriptor: no code references it, so the linker drops it,
-// and server reflection (grpcurl) then lists the service but cannot describe
-// or call it. Each system passes its file's descriptor table here.
-void KeepDescriptorLinked(const void* descriptor_table);
-
 // The whole `main` of a case-system binary, `casebridge-<system> --config
 // <file.json>`: loads the config (casebridge.config.v1.CaseSystemServiceConfig)
 // and the pseudonymisation key it names, starts the app, waits for SIGTERM or

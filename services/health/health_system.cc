@@ -1,7 +1,6 @@
 #include "services/health/health_system.h"
 
 #include "adapters/health/health_adapter.h"
-#include "casebridge/health/v1/health_service.pb.h"
 
 namespace casebridge::health {
 
@@ -16,9 +15,6 @@ CaseSystemProfile HealthProfile() {
 }
 
 CaseSystemDefinition HealthSystem() {
-  // The service file has no messages of its own; see `KeepDescriptorLinked`.
-  KeepDescriptorLinked(
-      &::descriptor_table_casebridge_2fhealth_2fv1_2fhealth_5fservice_2eproto);
   return CaseSystemDefinition{
       .profile = HealthProfile(),
       .default_listen_address = kDefaultListenAddress,

@@ -1,7 +1,6 @@
 #include "services/jobcentre/jobcentre_system.h"
 
 #include "adapters/jobcentre/jobcentre_adapter.h"
-#include "casebridge/jobcentre/v1/jobcentre_service.pb.h"
 
 namespace casebridge::jobcentre {
 
@@ -20,9 +19,6 @@ CaseSystemProfile JobCentreProfile() {
 }
 
 CaseSystemDefinition JobCentreSystem() {
-  // The service file has no messages of its own; see `KeepDescriptorLinked`.
-  KeepDescriptorLinked(
-      &::descriptor_table_casebridge_2fjobcentre_2fv1_2fjobcentre_5fservice_2eproto);
   return CaseSystemDefinition{
       .profile = JobCentreProfile(),
       .default_listen_address = kDefaultListenAddress,

@@ -1,7 +1,6 @@
 #include "services/social/social_system.h"
 
 #include "adapters/social/social_adapter.h"
-#include "casebridge/social/v1/social_service.pb.h"
 
 namespace casebridge::social {
 
@@ -17,9 +16,6 @@ CaseSystemProfile SocialProfile() {
 }
 
 CaseSystemDefinition SocialSystem() {
-  // The service file has no messages of its own; see `KeepDescriptorLinked`.
-  KeepDescriptorLinked(
-      &::descriptor_table_casebridge_2fsocial_2fv1_2fsocial_5fservice_2eproto);
   return CaseSystemDefinition{
       .profile = SocialProfile(),
       .default_listen_address = kDefaultListenAddress,

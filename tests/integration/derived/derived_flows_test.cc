@@ -403,6 +403,16 @@ TEST_F(DerivedFlowsTest, WaitlistWithoutAnEstimateFiresItsWatchdog) {
 }
 
 TEST_F(DerivedFlowsTest, AYearWithoutContactOrFollowUpsFiresBothWatchdogs) {
+  // AssignRole answers once its event is durable; the watchdogs see the case
+  // once coordination has consumed it.
+  ASSERT_TRUE(testing::PollUntil([&] {
+    coordination::v1::ListPartiesRequest request;
+    request.mutable_case_ref()->set_subject(subject_);
+    coordination::v1::ListPartiesResponse parties;
+    grpc::ClientContext context;
+    return coordination_->ListParties(&context, request, &parties).ok() &&
+           parties.parties_size() == static_cast<int>(kParties.size());
+  }));
   clock_.Advance(absl::Hours(24 * 400));  // the course is older than the 365-day window
   ASSERT_OK(coordination_app_->watchdogs().RunOnce());
   std::vector<CaseEvent> no_contact =
