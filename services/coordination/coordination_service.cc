@@ -335,6 +335,20 @@ grpc::Status CoordinationServiceImpl::GetTimeline(grpc::ServerContext* /*context
   return grpc::Status::OK;
 }
 
+namespace {
+
+// The answer to a task RPC: the task event that was recorded (or replayed).
+TaskResponse ToTaskResponse(const RecordOutcome& outcome) {
+  TaskResponse response;
+  response.set_event_id(outcome.event.id());
+  response.set_task_id(outcome.event.task().task_id());
+  response.set_subject(outcome.event.subject());
+  response.set_replayed(outcome.replayed);
+  return response;
+}
+
+}  // namespace
+
 grpc::Status CoordinationServiceImpl::CreateTask(grpc::ServerContext* /*context*/,
                                                  const CreateTaskRequest* request,
                                                  TaskResponse* response) {
@@ -351,10 +365,7 @@ grpc::Status CoordinationServiceImpl::CreateTask(grpc::ServerContext* /*context*
         return TaskCreatedEventFor(*request, task_id, owner, clock_.Now());
       });
   if (!outcome.ok()) return ToGrpcStatus(outcome.status());
-  response->set_event_id(outcome->event.id());
-  response->set_task_id(outcome->event.task().task_id());
-  response->set_subject(outcome->event.subject());
-  response->set_replayed(outcome->replayed);
+  *response = ToTaskResponse(*outcome);
   return grpc::Status::OK;
 }
 
@@ -394,10 +405,7 @@ grpc::Status CoordinationServiceImpl::CompleteTask(grpc::ServerContext* /*contex
         return result;
       });
   if (!outcome.ok()) return ToGrpcStatus(outcome.status());
-  response->set_event_id(outcome->event.id());
-  response->set_task_id(outcome->event.task().task_id());
-  response->set_subject(outcome->event.subject());
-  response->set_replayed(outcome->replayed);
+  *response = ToTaskResponse(*outcome);
   return grpc::Status::OK;
 }
 
