@@ -61,6 +61,7 @@ absl::StatusOr<std::unique_ptr<CaseSystemApp>> CaseSystemApp::Start(
   app->core_ = std::make_unique<CaseSystemCore>(d.profile, *app->adapter_, *app->recorder_,
                                                 *app->pseudonymizer_, c.municipality(),
                                                 call_timeout);
+  app->core_->set_authorization(c.authorization());
   app->service_ = d.new_service(*app->core_);
   ASSIGN_OR_RETURN(app->server_,
                    StartGrpcServer(c.server(), {app->service_.get()}, {d.service_full_name}));

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "services/common/peer_identity.h"
 #include "services/common/proto_time.h"
 #include "services/common/record_validation.h"
 #include "services/common/status_macros.h"
@@ -377,6 +378,21 @@ absl::StatusOr<casebridge::recording::v1::ListCaseEventsResponse> CaseSystemCore
           ? response.events(response.events_size() - 1).sequence()
           : 0);
   return response;
+}
+
+absl::Status CaseSystemCore::Authorize(const grpc::ServerContext& context, Access access) const {
+  const casebridge::common::Caller caller = casebridge::common::CallerOf(context);
+  if (caller.superuser()) return absl::OkStatus();
+  const auto listed = [&caller](const google::protobuf::RepeatedPtrField<std::string>& ids) {
+    return std::find(ids.begin(), ids.end(), caller.identity) != ids.end();
+  };
+  if (listed(authorization_.recorders())) return absl::OkStatus();
+  if (access == Access::kRead && listed(authorization_.readers())) return absl::OkStatus();
+  return absl::PermissionDeniedError(absl::StrCat(
+      "caller \"", caller.identity, "\" may not ",
+      access == Access::kRecord ? "record in" : "read from", " the ", profile_.system,
+      " service (not in authorization.",
+      access == Access::kRecord ? "recorders" : "readers or authorization.recorders", ")"));
 }
 
 }  // namespace casebridge

@@ -29,6 +29,7 @@
 #include "adapters/common/case_system_adapter.h"
 #include "casebridge/events/v1/case_event.pb.h"
 #include "casebridge/recording/v1/recording.pb.h"
+#include "casebridge/config/v1/config.pb.h"
 #include "services/common/clock.h"
 #include "services/common/event_recorder.h"
 #include "services/common/grpc_status.h"
@@ -78,6 +79,22 @@ class CaseSystemCore {
                  absl::Duration call_timeout, Clock& clock = RealClock());
 
   const CaseSystemProfile& profile() const { return profile_; }
+
+  // What a call needs to be allowed to do.
+  enum class Access { kRecord, kRead };
+
+  // Sets who may record and read (CaseSystemServiceConfig.authorization).
+  // Call before the service takes calls; without it only the development
+  // superuser is allowed anything.
+  void set_authorization(casebridge::config::v1::CaseSystemAuthorization authorization) {
+    authorization_ = std::move(authorization);
+  }
+
+  // OK if the caller (`CallerOf(context)`) may make a call needing `access`:
+  // kRecord for `authorization.recorders`, kRead for readers and recorders,
+  // anything for the development superuser. Otherwise kPermissionDenied
+  // naming the caller.
+  absl::Status Authorize(const grpc::ServerContext& context, Access access) const;
 
   absl::StatusOr<casebridge::recording::v1::RecordResponse> RecordDecision(
       const casebridge::recording::v1::RecordDecisionRequest& request, absl::Time deadline);
@@ -137,6 +154,7 @@ class CaseSystemCore {
   const std::string municipality_;
   const absl::Duration call_timeout_;
   Clock& clock_;
+  casebridge::config::v1::CaseSystemAuthorization authorization_;
 };
 
 // The caller's deadline of a gRPC call (`absl::InfiniteFuture()` without one
@@ -156,44 +174,76 @@ class CaseSystemServiceImpl final : public ServiceT::Service {
   grpc::Status RecordDecision(grpc::ServerContext* context,
                               const casebridge::recording::v1::RecordDecisionRequest* request,
                               casebridge::recording::v1::RecordResponse* response) override {
+    if (absl::Status allowed = core_.Authorize(*context, CaseSystemCore::Access::kRecord);
+        !allowed.ok()) {
+      return ToGrpcStatus(allowed);
+    }
     return Answer(core_.RecordDecision(*request, CallerDeadline(context)), response);
   }
   grpc::Status BookAppointment(grpc::ServerContext* context,
                                const casebridge::recording::v1::BookAppointmentRequest* request,
                                casebridge::recording::v1::RecordResponse* response) override {
+    if (absl::Status allowed = core_.Authorize(*context, CaseSystemCore::Access::kRecord);
+        !allowed.ok()) {
+      return ToGrpcStatus(allowed);
+    }
     return Answer(core_.BookAppointment(*request, CallerDeadline(context)), response);
   }
   grpc::Status RescheduleAppointment(
       grpc::ServerContext* context,
       const casebridge::recording::v1::RescheduleAppointmentRequest* request,
       casebridge::recording::v1::RecordResponse* response) override {
+    if (absl::Status allowed = core_.Authorize(*context, CaseSystemCore::Access::kRecord);
+        !allowed.ok()) {
+      return ToGrpcStatus(allowed);
+    }
     return Answer(core_.RescheduleAppointment(*request, CallerDeadline(context)), response);
   }
   grpc::Status CancelAppointment(grpc::ServerContext* context,
                                  const casebridge::recording::v1::CancelAppointmentRequest* request,
                                  casebridge::recording::v1::RecordResponse* response) override {
+    if (absl::Status allowed = core_.Authorize(*context, CaseSystemCore::Access::kRecord);
+        !allowed.ok()) {
+      return ToGrpcStatus(allowed);
+    }
     return Answer(core_.CancelAppointment(*request, CallerDeadline(context)), response);
   }
   grpc::Status RecordAttendance(grpc::ServerContext* context,
                                 const casebridge::recording::v1::RecordAttendanceRequest* request,
                                 casebridge::recording::v1::RecordResponse* response) override {
+    if (absl::Status allowed = core_.Authorize(*context, CaseSystemCore::Access::kRecord);
+        !allowed.ok()) {
+      return ToGrpcStatus(allowed);
+    }
     return Answer(core_.RecordAttendance(*request, CallerDeadline(context)), response);
   }
   grpc::Status RecordReferralStep(
       grpc::ServerContext* context,
       const casebridge::recording::v1::RecordReferralStepRequest* request,
       casebridge::recording::v1::RecordResponse* response) override {
+    if (absl::Status allowed = core_.Authorize(*context, CaseSystemCore::Access::kRecord);
+        !allowed.ok()) {
+      return ToGrpcStatus(allowed);
+    }
     return Answer(core_.RecordReferralStep(*request, CallerDeadline(context)), response);
   }
   grpc::Status CancelEvent(grpc::ServerContext* context,
                            const casebridge::recording::v1::CancelEventRequest* request,
                            casebridge::recording::v1::RecordResponse* response) override {
+    if (absl::Status allowed = core_.Authorize(*context, CaseSystemCore::Access::kRecord);
+        !allowed.ok()) {
+      return ToGrpcStatus(allowed);
+    }
     return Answer(core_.CancelEvent(*request, CallerDeadline(context)), response);
   }
   grpc::Status ListCaseEvents(
-      grpc::ServerContext* /*context*/,
+      grpc::ServerContext* context,
       const casebridge::recording::v1::ListCaseEventsRequest* request,
       casebridge::recording::v1::ListCaseEventsResponse* response) override {
+    if (absl::Status allowed = core_.Authorize(*context, CaseSystemCore::Access::kRead);
+        !allowed.ok()) {
+      return ToGrpcStatus(allowed);
+    }
     return Answer(core_.ListCaseEvents(*request), response);
   }
 

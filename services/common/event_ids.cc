@@ -121,6 +121,8 @@ std::string EventTypeFor(const CaseEvent& event) {
       return Type("load", LoadState(event.load_warning().kind()));
     case CaseEvent::kReplanning:
       return "dk.casebridge.plan.replanning-needed.v1";
+    case CaseEvent::kConsent:
+      return Type("consent", event.consent().withdrawn() ? "withdrawn" : "given");
     case CaseEvent::PAYLOAD_NOT_SET:
       if (event.supersedes().kind() == casebridge::events::v1::Supersession::KIND_CANCELLATION) {
         return "dk.casebridge.event.cancelled.v1";

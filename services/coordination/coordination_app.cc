@@ -18,10 +18,15 @@ absl::StatusOr<std::unique_ptr<CoordinationApp>> CoordinationApp::Start(
   const auto& c = app->config_;
   RETURN_IF_ERROR(ValidateCoordinationConfig(c));
   ASSIGN_OR_RETURN(app->pseudonymizer_, Pseudonymizer::Create(pseudonym_key));
-  ASSIGN_OR_RETURN(app->store_, CoordinationStore::Open(c.store_path(), c.routing()));
+  std::map<std::string, casebridge::common::v1::Administration> administrations;
+  for (const auto& recipient : c.recipients()) {
+    administrations[recipient.id()] = recipient.administration();
+  }
+  ASSIGN_OR_RETURN(app->store_,
+                   CoordinationStore::Open(c.store_path(), c.routing(), administrations));
 
   const std::map<std::string, std::string> recipient_topics = RecipientTopics(c);
-  std::vector<std::string> topics = {c.canonical_topic()};
+  std::vector<std::string> topics = {c.canonical_topic(), c.audit_topic()};
   for (const auto& [recipient, topic] : recipient_topics) topics.push_back(topic);
   RETURN_IF_ERROR(kafka::CreateTopicsIfEnabled(c.kafka(), topics));
   ASSIGN_OR_RETURN(app->publisher_, kafka::NewKafkaPublisher(c.kafka(), topics));
@@ -34,6 +39,8 @@ absl::StatusOr<std::unique_ptr<CoordinationApp>> CoordinationApp::Start(
   options.delivery_timeout = kafka::DeliveryTimeout(c.kafka());
   ASSIGN_OR_RETURN(app->recorder_,
                    EventRecorder::Create(LedgerPath(c), options, *app->publisher_, clock));
+  app->audit_ = std::make_unique<AuditLog>(*app->publisher_, c.audit_topic(), c.municipality(),
+                                           app->recorder_->source());
   // Role, task and derived events recorded but not confirmed before a crash
   // go out first.
   if (absl::StatusOr<int> drained = app->recorder_->DrainPending(); !drained.ok()) {
@@ -48,6 +55,7 @@ absl::StatusOr<std::unique_ptr<CoordinationApp>> CoordinationApp::Start(
   processor_options.load = c.load();
   processor_options.recipient_topics = recipient_topics;
   processor_options.delivery_timeout = kafka::DeliveryTimeout(c.kafka());
+  processor_options.audit = app->audit_.get();
   app->processor_ = std::make_unique<DeliveryProcessor>(*app->store_, *app->consumer_,
                                                         *app->publisher_, *app->recorder_,
                                                         app->notifier_, processor_options, clock);
@@ -57,12 +65,14 @@ absl::StatusOr<std::unique_ptr<CoordinationApp>> CoordinationApp::Start(
   app->watchdogs_->Start();
 
   app->service_ = std::make_unique<CoordinationServiceImpl>(
-      *app->store_, *app->recorder_, *app->pseudonymizer_, c, app->notifier_, clock);
+      *app->store_, *app->recorder_, *app->pseudonymizer_, c, app->notifier_, clock,
+      app->audit_.get());
   ASSIGN_OR_RETURN(app->server_,
                    StartGrpcServer(c.server(), {app->service_.get()},
                                    {v1::CoordinationService::service_full_name()}));
   LogInfo("ready", {{"port", std::to_string(app->server_.port)},
                     {"canonical_topic", c.canonical_topic()},
+                    {"audit_topic", c.audit_topic()},
                     {"consumer_group", c.consumer_group()},
                     {"recipients", std::to_string(recipient_topics.size())},
                     {"routing_rules", std::to_string(c.routing().rules_size())},

@@ -13,6 +13,7 @@
 #include "services/common/kafka/consumer.h"
 #include "services/common/kafka/publisher.h"
 #include "services/common/pseudonym.h"
+#include "services/coordination/audit_log.h"
 #include "services/coordination/coordination_service.h"
 #include "services/coordination/coordination_store.h"
 #include "services/coordination/delivery_notifier.h"
@@ -58,6 +59,7 @@ class CoordinationApp {
   std::unique_ptr<CoordinationStore> store_;
   std::unique_ptr<kafka::Publisher> publisher_;
   std::unique_ptr<EventRecorder> recorder_;
+  std::unique_ptr<AuditLog> audit_;
   std::unique_ptr<kafka::Consumer> consumer_;
   DeliveryNotifier notifier_;
   std::unique_ptr<DeliveryProcessor> processor_;

@@ -7,6 +7,7 @@
 #include "absl/strings/str_cat.h"
 #include "services/common/kafka/kafka_config.h"
 #include "services/common/status_macros.h"
+#include "services/coordination/audit_log.h"
 #include "services/coordination/router.h"
 
 namespace casebridge::coordination {
@@ -70,6 +71,7 @@ std::string DefaultRecipientTopic(absl::string_view id) {
 
 CoordinationServiceConfig WithDefaults(CoordinationServiceConfig config) {
   if (config.canonical_topic().empty()) config.set_canonical_topic(kDefaultCanonicalTopic);
+  if (config.audit_topic().empty()) config.set_audit_topic(kDefaultAuditTopic);
   if (config.consumer_group().empty()) {
     config.set_consumer_group(absl::StrCat(kDefaultConsumerGroup, "-", config.municipality()));
   }
@@ -107,6 +109,14 @@ absl::Status ValidateCoordinationConfig(const CoordinationServiceConfig& config)
   }
   const std::string canonical_topic =
       config.canonical_topic().empty() ? kDefaultCanonicalTopic : config.canonical_topic();
+  if (!config.audit_topic().empty()) {
+    RETURN_IF_ERROR(ValidateTopic(config.audit_topic(), "audit_topic"));
+  }
+  const std::string audit_topic =
+      config.audit_topic().empty() ? kDefaultAuditTopic : config.audit_topic();
+  if (audit_topic == canonical_topic) {
+    return absl::InvalidArgumentError("audit_topic: must differ from canonical_topic");
+  }
   std::set<std::string> ids;
   std::set<std::string> topics;
   for (int i = 0; i < config.recipients_size(); ++i) {
@@ -132,6 +142,19 @@ absl::Status ValidateCoordinationConfig(const CoordinationServiceConfig& config)
     if (!topics.insert(topic).second) {
       return absl::InvalidArgumentError(
           absl::StrCat(field, ".topic: \"", topic, "\" is already another recipient's topic"));
+    }
+    if (topic == audit_topic) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(field, ".topic: must differ from audit_topic"));
+    }
+    if (!casebridge::common::v1::Administration_IsValid(recipient.administration())) {
+      return absl::InvalidArgumentError(absl::StrCat(field, ".administration: unknown value"));
+    }
+  }
+  for (int i = 0; i < config.authorization().administrators_size(); ++i) {
+    if (config.authorization().administrators(i).empty()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("authorization.administrators[", i, "]: must not be empty"));
     }
   }
   RETURN_IF_ERROR(ValidateRoutingConfig(config.routing(), "routing"));

@@ -12,10 +12,43 @@
 // `GetDeliveryStatus`, `GetTimeline` and `ListTasks` read and write the
 // store only.
 //
+// `RecordConsent` and `WithdrawConsent` record consent events the same way;
+// the store applies them when they come back from the canonical topic, and
+// from then on every delivery and timeline read is decided per recipient by
+// `DecideDisclosure` (projection.h).
+//
+// Authorisation (after validation, before anything is read or written).
+// The caller is `CallerOf(context)`: the client certificate's CN, which for
+// a recipient organisation is its recipient id. "Administrators" are
+// `CoordinationServiceConfig.authorization.administrators`; a "party" is a
+// recipient that holds a role on the case.
+//
+//   AssignRole, RecordConsent, WithdrawConsent   administrators, and the
+//                                                case's coordinating caseworker
+//   CreateTask, CompleteTask, ListParties,
+//   ListTasks, ListConsents                      administrators and parties
+//   GetTimeline                                  parties (each sees the events
+//                                                as its own deliveries would
+//                                                show them, under the consents
+//                                                in force now)
+//   Subscribe, SendReceipt                       the recipient itself
+//   GetDeliveryStatus                            administrators and the
+//                                                event's recipients
+//
+// Anything else is PERMISSION_DENIED naming the field and the reason. In
+// insecure development mode a caller without a `casebridge-dev-identity`
+// is allowed everything (peer_identity.h).
+//
+// Audit: every read of case content (`GetTimeline`, each batch a
+// `Subscribe` stream sends, `ListParties`, `ListTasks`, `ListConsents`) is
+// written to the audit log before the answer is sent; if that fails the
+// caller gets UNAVAILABLE and sees nothing.
+//
 // RPC bodies are thin: validation lives in the named functions below,
 // which unit tests call directly. Errors are "<field path>: <reason>"
-// (kInvalidArgument), kNotFound for an unknown recipient, event or task,
-// kFailedPrecondition for a task already completed, and the recorder's and
+// (kInvalidArgument), kNotFound for an unknown recipient, event, task or
+// consent, kFailedPrecondition for a task already completed or a consent
+// already withdrawn, kPermissionDenied as above, and the recorder's and
 // store's errors unchanged. Messages never carry personal data.
 //
 // Thread safety: safe for concurrent use (gRPC calls the methods from many
@@ -24,8 +57,10 @@
 
 #include <grpcpp/grpcpp.h>
 
+#include <functional>
 #include <set>
 #include <string>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
@@ -35,6 +70,7 @@
 #include "services/common/clock.h"
 #include "services/common/event_recorder.h"
 #include "services/common/pseudonym.h"
+#include "services/coordination/audit_log.h"
 #include "services/coordination/coordination_store.h"
 #include "services/coordination/delivery_notifier.h"
 
@@ -102,6 +138,24 @@ absl::StatusOr<std::string> ValidateCompleteTask(
 absl::StatusOr<std::string> ValidateListTasks(
     const casebridge::coordination::v1::ListTasksRequest& request, const RequestScope& scope);
 
+// Returns the subject, or kInvalidArgument naming the first bad field: no
+// grant, an unspecified or unknown administration or sensitivity, an
+// administration granted twice, ORDINARY (it needs no consent), a missing
+// purpose or form, or a bad actor.
+absl::StatusOr<std::string> ValidateRecordConsent(
+    const casebridge::coordination::v1::RecordConsentRequest& request, const RequestScope& scope);
+
+absl::StatusOr<std::string> ValidateWithdrawConsent(
+    const casebridge::coordination::v1::WithdrawConsentRequest& request,
+    const RequestScope& scope);
+
+absl::StatusOr<std::string> ValidateListConsents(
+    const casebridge::coordination::v1::ListConsentsRequest& request, const RequestScope& scope);
+
+// The consent event for `request`; its consent id is `consent_id`.
+ActionResult ConsentGivenEventFor(const casebridge::coordination::v1::RecordConsentRequest& request,
+                                  const std::string& consent_id, absl::Time now);
+
 // The id of the task whose `task.created` event has id `event_id`: "T-" and
 // the event id's first 12 hex digits. Deterministic, so a replayed
 // `CreateTask` names the same task.
@@ -124,10 +178,14 @@ class CoordinationServiceImpl final
     : public casebridge::coordination::v1::CoordinationService::Service {
  public:
   // Every reference must outlive the service. `config` is read here only.
+  // `audit` receives one record per read of case content (timeline,
+  // stream, parties, tasks, consents); the app always passes one, null
+  // (tests only) audits nothing.
   CoordinationServiceImpl(CoordinationStore& store, EventRecorder& recorder,
                           const Pseudonymizer& pseudonymizer,
                           const casebridge::config::v1::CoordinationServiceConfig& config,
-                          DeliveryNotifier& notifier, Clock& clock = RealClock());
+                          DeliveryNotifier& notifier, Clock& clock = RealClock(),
+                          AuditLog* audit = nullptr);
 
   // Ends every `Subscribe` stream (UNAVAILABLE: resubscribe elsewhere or
   // later) and refuses new ones, so the server can shut down promptly. Call
@@ -163,8 +221,47 @@ class CoordinationServiceImpl final
   grpc::Status ListTasks(grpc::ServerContext* context,
                          const casebridge::coordination::v1::ListTasksRequest* request,
                          casebridge::coordination::v1::ListTasksResponse* response) override;
+  grpc::Status RecordConsent(grpc::ServerContext* context,
+                             const casebridge::coordination::v1::RecordConsentRequest* request,
+                             casebridge::coordination::v1::ConsentResponse* response) override;
+  grpc::Status WithdrawConsent(grpc::ServerContext* context,
+                               const casebridge::coordination::v1::WithdrawConsentRequest* request,
+                               casebridge::coordination::v1::ConsentResponse* response) override;
+  grpc::Status ListConsents(grpc::ServerContext* context,
+                            const casebridge::coordination::v1::ListConsentsRequest* request,
+                            casebridge::coordination::v1::ListConsentsResponse* response) override;
 
  private:
+  // What a caller may do on one case.
+  struct CaseAccess {
+    // The caller's identity ("" for the development superuser).
+    std::string identity;
+    // The development superuser or a configured administrator.
+    bool administrator = false;
+    // The development superuser: sees every event whole.
+    bool superuser = false;
+    // The roles the caller's recipient organisation holds on the case.
+    std::vector<casebridge::common::v1::Role> roles;
+  };
+  absl::StatusOr<CaseAccess> AccessTo(const grpc::ServerContext& context,
+                                      const std::string& subject);
+  // PERMISSION_DENIED unless the caller is an administrator or the case's
+  // coordinating caseworker (`what` names the action in the message).
+  absl::Status RequireCoordinator(const CaseAccess& access, absl::string_view what);
+  // PERMISSION_DENIED unless the caller is a party on the case (or, when
+  // `administrators_too`, an administrator).
+  absl::Status RequireParty(const CaseAccess& access, bool administrators_too,
+                            absl::string_view what);
+  // PERMISSION_DENIED unless the caller is recipient `recipient`.
+  absl::Status RequireRecipient(const grpc::ServerContext& context, const std::string& recipient);
+  // Writes `record` to the audit log (no-op without one); UNAVAILABLE if it
+  // is not durable, in which case nothing may be disclosed.
+  absl::Status Audit(casebridge::audit::v1::AuditRecord record);
+  // The role-changing RPCs' common path for a consent event.
+  grpc::Status RecordConsentEvent(const RecordRequest& record, const std::string& subject,
+                                  const std::function<absl::StatusOr<ActionResult>()>& action,
+                                  casebridge::coordination::v1::ConsentResponse* response);
+
   // The current holder of `role` on case `subject`, or "".
   absl::StatusOr<std::string> HolderOf(const std::string& subject,
                                        casebridge::common::v1::Role role);
@@ -174,6 +271,8 @@ class CoordinationServiceImpl final
   const RequestScope scope_;
   DeliveryNotifier& notifier_;
   Clock& clock_;
+  AuditLog* const audit_;
+  const std::set<std::string> administrators_;
 };
 
 }  // namespace casebridge::coordination

@@ -8,6 +8,7 @@
 #include "google/protobuf/util/time_util.h"
 #include "services/common/proto_time.h"
 #include "services/common/status_macros.h"
+#include "services/coordination/projection.h"
 #include "services/coordination/router.h"
 
 namespace casebridge::coordination {
@@ -20,6 +21,7 @@ using casebridge::coordination::v1::Party;
 using casebridge::coordination::v1::ReceiptStatus;
 using casebridge::coordination::v1::RecipientDelivery;
 using casebridge::events::v1::CaseEvent;
+using casebridge::events::v1::Consent;
 using casebridge::events::v1::RoleAssignment;
 
 // Invariant: every delivery row's (recipient, stream_sequence) and
@@ -60,6 +62,14 @@ CREATE TABLE IF NOT EXISTS case_events (
   event     BLOB    NOT NULL
 );
 CREATE INDEX IF NOT EXISTS case_events_by_subject ON case_events (subject, position);
+CREATE TABLE IF NOT EXISTS consents (
+  position    INTEGER PRIMARY KEY AUTOINCREMENT,
+  subject     TEXT    NOT NULL,
+  consent_id  TEXT    NOT NULL,
+  consent     BLOB    NOT NULL,
+  withdrawn   INTEGER NOT NULL DEFAULT 0,
+  UNIQUE (subject, consent_id)
+);
 CREATE TABLE IF NOT EXISTS receipts (
   recipient   TEXT    NOT NULL,
   event_id    TEXT    NOT NULL,
@@ -169,11 +179,62 @@ std::vector<Party> HoldersAfter(const std::vector<Party>& holders, const CaseEve
 }
 
 absl::StatusOr<std::unique_ptr<CoordinationStore>> CoordinationStore::Open(
-    const std::string& path, casebridge::config::v1::RoutingConfig routing) {
+    const std::string& path, casebridge::config::v1::RoutingConfig routing,
+    std::map<std::string, casebridge::common::v1::Administration> administrations) {
   ASSIGN_OR_RETURN(std::unique_ptr<sqlite::Database> db, sqlite::Database::Open(path));
   RETURN_IF_ERROR(db->Exec(kSchema));
   return std::unique_ptr<CoordinationStore>(
-      new CoordinationStore(std::move(db), std::move(routing)));
+      new CoordinationStore(std::move(db), std::move(routing), std::move(administrations)));
+}
+
+casebridge::common::v1::Administration CoordinationStore::AdministrationOf(
+    const std::string& recipient) const {
+  auto it = administrations_.find(recipient);
+  return it == administrations_.end() ? casebridge::common::v1::ADMINISTRATION_UNSPECIFIED
+                                      : it->second;
+}
+
+absl::StatusOr<std::vector<Consent>> CoordinationStore::ConsentsInForce(
+    const std::string& subject) {
+  std::lock_guard<std::mutex> lock(mu_);
+  return ConsentsInForceLocked(subject);
+}
+
+absl::StatusOr<std::vector<Consent>> CoordinationStore::ConsentsInForceLocked(
+    const std::string& subject) {
+  ASSIGN_OR_RETURN(sqlite::Statement select,
+                   db_->Prepare("SELECT consent FROM consents WHERE subject = ?1 "
+                                "AND withdrawn = 0 ORDER BY position"));
+  select.Bind(1, subject);
+  std::vector<Consent> consents;
+  while (true) {
+    ASSIGN_OR_RETURN(bool row, select.Step());
+    if (!row) break;
+    if (!consents.emplace_back().ParseFromString(select.ColumnBlob(0))) {
+      return absl::InternalError("coordination store: stored consent does not parse");
+    }
+  }
+  return consents;
+}
+
+absl::StatusOr<std::pair<Consent, bool>> CoordinationStore::FindConsent(
+    const std::string& subject, const std::string& consent_id) {
+  std::lock_guard<std::mutex> lock(mu_);
+  ASSIGN_OR_RETURN(sqlite::Statement select,
+                   db_->Prepare("SELECT consent, withdrawn FROM consents "
+                                "WHERE subject = ?1 AND consent_id = ?2"));
+  select.Bind(1, subject);
+  select.Bind(2, consent_id);
+  ASSIGN_OR_RETURN(bool row, select.Step());
+  if (!row) {
+    return absl::NotFoundError(absl::StrCat("consent_id: unknown consent \"", consent_id, "\""));
+  }
+  std::pair<Consent, bool> found;
+  if (!found.first.ParseFromString(select.ColumnBlob(0))) {
+    return absl::InternalError("coordination store: stored consent does not parse");
+  }
+  found.second = select.ColumnInt64(1) != 0;
+  return found;
 }
 
 absl::StatusOr<std::vector<Delivery>> CoordinationStore::Apply(const CaseEvent& event,
@@ -237,6 +298,28 @@ absl::StatusOr<std::vector<Delivery>> CoordinationStore::ApplyLocked(const CaseE
     }
   }
 
+  // A consent given or withdrawn changes what every later event discloses;
+  // the consent event itself is ordinary and reaches every party.
+  if (event.has_consent() && !event.consent().consent_id().empty()) {
+    if (event.consent().withdrawn()) {
+      ASSIGN_OR_RETURN(sqlite::Statement withdraw,
+                       db.Prepare("UPDATE consents SET withdrawn = 1 "
+                                  "WHERE subject = ?1 AND consent_id = ?2"));
+      withdraw.Bind(1, subject);
+      withdraw.Bind(2, event.consent().consent_id());
+      RETURN_IF_ERROR(withdraw.Run());
+    } else {
+      ASSIGN_OR_RETURN(sqlite::Statement give,
+                       db.Prepare("INSERT OR IGNORE INTO consents (subject, consent_id, consent) "
+                                  "VALUES (?1, ?2, ?3)"));
+      give.Bind(1, subject);
+      give.Bind(2, event.consent().consent_id());
+      give.BindBlob(3, event.consent().SerializeAsString());
+      RETURN_IF_ERROR(give.Run());
+    }
+  }
+  ASSIGN_OR_RETURN(const std::vector<Consent> consents, ConsentsInForceLocked(subject));
+
   ASSIGN_OR_RETURN(sqlite::Statement history,
                    db.Prepare("INSERT INTO case_events (event_id, subject, event) "
                               "VALUES (?1, ?2, ?3)"));
@@ -267,7 +350,12 @@ absl::StatusOr<std::vector<Delivery>> CoordinationStore::ApplyLocked(const CaseE
     delivery.set_stream_sequence(stream_sequence);
     *delivery.mutable_routed_at() = ToProtoTimestamp(routed_at);
     for (Role role : routed.roles) delivery.add_roles(role);
-    *delivery.mutable_event() = event;
+    const DisclosureDecision decision =
+        DecideDisclosure(event, AdministrationOf(routed.recipient), routed.roles, consents);
+    *delivery.mutable_event() = Project(event, decision);
+    delivery.set_disclosure(decision.disclosure);
+    delivery.set_disclosure_basis(decision.basis);
+    for (const std::string& id : decision.consent_ids) delivery.add_consent_ids(id);
 
     insert.Reset();
     insert.Bind(1, routed.recipient);

@@ -31,6 +31,8 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
+#include <utility>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -64,8 +66,13 @@ class CoordinationStore {
   // Opens (creating if missing) the store at `path`; `Apply` routes by
   // `routing` (valid, see `ValidateRoutingConfig`; empty: every holder
   // receives every event). kInternal if the file cannot be opened.
+  //
+  // `administrations` maps recipient ids to their administration, for the
+  // consent and sensitivity decision (`DecideDisclosure`); a recipient
+  // missing there has none (only ordinary content in full).
   static absl::StatusOr<std::unique_ptr<CoordinationStore>> Open(
-      const std::string& path, casebridge::config::v1::RoutingConfig routing = {});
+      const std::string& path, casebridge::config::v1::RoutingConfig routing = {},
+      std::map<std::string, casebridge::common::v1::Administration> administrations = {});
 
   // Applies one case event and returns the deliveries it produced, in the
   // order they were stored (all unpublished). Returns an empty vector if an
@@ -76,6 +83,11 @@ class CoordinationStore {
   // store's routing rules to the holders after the change, the holder it
   // displaced, and, for a correction or cancellation, the recipients of the
   // event it supersedes. `routed_at` is stamped on every delivery.
+  //
+  // A consent event changes the case's consents first. Each delivery then
+  // carries the event as its recipient may see it (`DecideDisclosure` under
+  // the consents in force after this event, `Project`), with its
+  // `disclosure`, `disclosure_basis` and `consent_ids` set.
   absl::StatusOr<std::vector<casebridge::coordination::v1::Delivery>> Apply(
       const casebridge::events::v1::CaseEvent& event, absl::Time routed_at);
 
@@ -100,6 +112,19 @@ class CoordinationStore {
   // empty for an unknown case.
   absl::StatusOr<std::vector<casebridge::coordination::v1::Party>> ListParties(
       const std::string& subject);
+
+  // Returns the consents of case `subject` in force (given and not
+  // withdrawn), oldest first; empty for an unknown case.
+  absl::StatusOr<std::vector<casebridge::events::v1::Consent>> ConsentsInForce(
+      const std::string& subject);
+
+  // Returns consent `consent_id` of case `subject` and whether it was
+  // withdrawn; kNotFound if the case has no such consent.
+  absl::StatusOr<std::pair<casebridge::events::v1::Consent, bool>> FindConsent(
+      const std::string& subject, const std::string& consent_id);
+
+  // The administration of recipient `recipient` as configured.
+  casebridge::common::v1::Administration AdministrationOf(const std::string& recipient) const;
 
   // True if an event with id `event_id` was applied.
   absl::StatusOr<bool> IsApplied(const std::string& event_id);
@@ -129,8 +154,14 @@ class CoordinationStore {
 
  private:
   CoordinationStore(std::unique_ptr<sqlite::Database> db,
-                    casebridge::config::v1::RoutingConfig routing)
-      : db_(std::move(db)), routing_(std::move(routing)) {}
+                    casebridge::config::v1::RoutingConfig routing,
+                    std::map<std::string, casebridge::common::v1::Administration> administrations)
+      : db_(std::move(db)),
+        routing_(std::move(routing)),
+        administrations_(std::move(administrations)) {}
+
+  absl::StatusOr<std::vector<casebridge::events::v1::Consent>> ConsentsInForceLocked(
+      const std::string& subject);
 
   absl::StatusOr<std::vector<casebridge::coordination::v1::Delivery>> ApplyLocked(
       const casebridge::events::v1::CaseEvent& event, absl::Time routed_at);
@@ -140,6 +171,7 @@ class CoordinationStore {
   std::mutex mu_;
   std::unique_ptr<sqlite::Database> db_;  // guarded by mu_
   const casebridge::config::v1::RoutingConfig routing_;
+  const std::map<std::string, casebridge::common::v1::Administration> administrations_;
 };
 
 }  // namespace casebridge::coordination

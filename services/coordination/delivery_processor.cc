@@ -23,6 +23,10 @@ kafka::Record DeliveryRecord(const std::string& topic, const Delivery& delivery)
   record.headers.push_back({kRecipientHeader, delivery.recipient()});
   record.headers.push_back(
       {kRecipientSequenceHeader, kafka::FormatSequence(delivery.case_sequence())});
+  record.headers.push_back(
+      {kDisclosureHeader,
+       delivery.disclosure() == casebridge::coordination::v1::DISCLOSURE_FULL ? "full"
+                                                                              : "minimal"});
   return record;
 }
 
@@ -158,7 +162,13 @@ absl::Status DeliveryProcessor::PublishPending() {
     if (pending.empty()) return absl::OkStatus();
 
     std::vector<Delivery> done;
-    std::vector<std::pair<const Delivery*, std::future<absl::Status>>> sent;
+    struct Sent {
+      const Delivery* delivery;
+      std::future<absl::Status> outcome;
+      std::optional<std::future<absl::Status>> audited;
+    };
+    std::vector<Sent> sent;
+    const absl::Time now = clock_.Now();
     for (const Delivery& delivery : pending) {
       auto topic = options_.recipient_topics.find(delivery.recipient());
       if (topic == options_.recipient_topics.end()) {
@@ -169,7 +179,11 @@ absl::Status DeliveryProcessor::PublishPending() {
         done.push_back(delivery);
         continue;
       }
-      sent.emplace_back(&delivery, publisher_.Send(DeliveryRecord(topic->second, delivery)));
+      Sent& one = sent.emplace_back(
+          Sent{&delivery, publisher_.Send(DeliveryRecord(topic->second, delivery)), std::nullopt});
+      if (options_.audit != nullptr) {
+        one.audited = options_.audit->Send(DeliveryAuditRecord(delivery, now), now);
+      }
     }
 
     // The producer's own timeout equals the delivery timeout; the margin lets
@@ -178,11 +192,20 @@ absl::Status DeliveryProcessor::PublishPending() {
                           absl::ToChronoMilliseconds(options_.delivery_timeout + absl::Seconds(2));
     absl::Status first_error;
     int64_t published = 0;
-    for (auto& [delivery, outcome] : sent) {
-      absl::Status status =
-          outcome.wait_until(deadline) == std::future_status::ready
-              ? outcome.get()
-              : absl::UnavailableError("kafka: delivery not known to be durable (timeout)");
+    const auto outcome_of = [&deadline](std::future<absl::Status>& outcome) {
+      return outcome.wait_until(deadline) == std::future_status::ready
+                 ? outcome.get()
+                 : absl::UnavailableError("kafka: delivery not known to be durable (timeout)");
+    };
+    for (auto& [delivery, outcome, audited] : sent) {
+      absl::Status status = outcome_of(outcome);
+      if (audited.has_value()) {
+        absl::Status audit_status = outcome_of(*audited);
+        if (status.ok() && !audit_status.ok()) {
+          status = absl::Status(audit_status.code(),
+                                absl::StrCat("audit record: ", audit_status.message()));
+        }
+      }
       if (status.ok()) {
         done.push_back(*delivery);
         ++published;

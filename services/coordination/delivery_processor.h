@@ -38,8 +38,11 @@
 // failures are retried with backoff, without committing and without skipping.
 //
 // On a recipient's topic a delivery is `kafka::CaseEventRecord(topic, event)`
-// plus the headers `ce_recipient` (the recipient id) and `ce_recipientseq`
-// (`FormatSequence(case_sequence)`); the key is the subject.
+// — the event as the recipient may see it (projection.h) — plus the headers
+// `ce_recipient` (the recipient id), `ce_recipientseq`
+// (`FormatSequence(case_sequence)`) and `ce_disclosure` ("full" or
+// "minimal"); the key is the subject. Each delivery's audit record goes to
+// the audit topic alongside it (audit_log.h).
 //
 // Thread safety: `Start` and `Stop` are called from one thread.
 // `PublishPending` and `Process` are for tests and must not run while the
@@ -65,6 +68,7 @@
 #include "services/common/kafka/consumer.h"
 #include "services/common/kafka/publisher.h"
 #include "services/common/kafka/record.h"
+#include "services/coordination/audit_log.h"
 #include "services/coordination/case_rules.h"
 #include "services/coordination/coordination_store.h"
 #include "services/coordination/delivery_notifier.h"
@@ -97,6 +101,10 @@ struct DeliveryProcessorOptions {
   absl::Duration max_backoff = absl::Seconds(10);
   // Deliveries published per batch.
   int batch_size = 100;
+  // Where every delivery's audit record goes (`DeliveryAuditRecord`): a
+  // delivery counts as published only when its audit record is durable too.
+  // The app always sets it; null (tests only) audits nothing.
+  AuditLog* audit = nullptr;
 };
 
 // Counters since construction.
@@ -113,6 +121,9 @@ struct DeliveryProcessorStats {
 // The header names a delivery adds to the CloudEvents record.
 inline constexpr char kRecipientHeader[] = "ce_recipient";
 inline constexpr char kRecipientSequenceHeader[] = "ce_recipientseq";
+// "full" or "minimal": whether the value is the whole event or its minimal
+// projection (casebridge.coordination.v1.Delivery.disclosure).
+inline constexpr char kDisclosureHeader[] = "ce_disclosure";
 
 // Builds the record of `delivery` on `topic`.
 kafka::Record DeliveryRecord(const std::string& topic,

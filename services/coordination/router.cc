@@ -99,6 +99,11 @@ const std::vector<std::string>& KnownEventTypes() {
       event.mutable_role_assignment()->set_released(released);
       types.insert(EventTypeFor(event));
     }
+    for (bool withdrawn : {false, true}) {
+      CaseEvent event;
+      event.mutable_consent()->set_withdrawn(withdrawn);
+      types.insert(EventTypeFor(event));
+    }
     CaseEvent replanning;
     replanning.mutable_replanning();
     types.insert(EventTypeFor(replanning));
@@ -160,8 +165,10 @@ absl::Status ValidateRoutingConfig(const RoutingConfig& routing, const std::stri
 std::vector<RoutedRecipient> Route(const CaseEvent& event, const std::vector<Party>& holders,
                                    const RoutingConfig& routing,
                                    const std::vector<RoutedRecipient>& superseded_recipients) {
-  // Role events reach everyone; without rules, so does everything else.
-  const bool to_every_holder = routing.rules().empty() || event.has_role_assignment();
+  // Role and consent events reach everyone; without rules, so does
+  // everything else.
+  const bool to_every_holder =
+      routing.rules().empty() || event.has_role_assignment() || event.has_consent();
   std::set<Role> roles;
   if (!to_every_holder) {
     roles = AlwaysRoles(event);

@@ -2,9 +2,10 @@
 // municipality's routing rules (`CoordinationServiceConfig.routing`).
 //
 // The router is a pure function of the event, the case's role holders, the
-// rules and who received the event the new one supersedes. It is kept apart
-// from the store so that consent filtering can be added without touching
-// persistence.
+// rules and who received the event the new one supersedes. It decides who
+// receives an event; how much of it each receives (consent and sensitivity)
+// is decided afterwards, per recipient, by `DecideDisclosure`
+// (projection.h).
 //
 // An event goes to the holders of every role that any matching rule names
 // (a rule matches when one of its `event_types` equals the event's type, or
@@ -13,6 +14,8 @@
 //
 //   * role events (`dk.casebridge.role.*`) reach every party on the case,
 //     plus the holder they replaced or released;
+//   * consent events (`dk.casebridge.consent.*`) reach every party on the
+//     case;
 //   * load warnings reach the holders of `load_warning.notify_roles` and the
 //     coordinating caseworker;
 //   * watchdog alerts reach the coordinating caseworker;

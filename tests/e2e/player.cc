@@ -243,6 +243,23 @@ std::string Facts(const events::CaseEvent& event) {
       if (!p.alternatives().empty()) absl::StrAppend(&text, " · instead: ", Codes(p.alternatives()));
       return text;
     }
+    case events::CaseEvent::kConsent: {
+      const events::Consent& c = event.consent();
+      if (c.withdrawn()) return absl::StrCat("consent ", c.consent_id().substr(0, 8), " withdrawn");
+      std::vector<std::string> grants;
+      for (const events::ConsentGrant& g : c.grants()) {
+        std::vector<std::string> kinds;
+        for (int kind : g.sensitivities()) {
+          kinds.push_back(Words(events::Sensitivity_Name(static_cast<events::Sensitivity>(kind)),
+                                "SENSITIVITY_", " "));
+        }
+        grants.push_back(absl::StrCat(
+            Words(casebridge::common::v1::Administration_Name(g.administration()), "ADMINISTRATION_", " "), ": ",
+            absl::StrJoin(kinds, ", ")));
+      }
+      return absl::StrCat("consent ", c.consent_id().substr(0, 8), " · ",
+                          absl::StrJoin(grants, "; "));
+    }
     case events::CaseEvent::PAYLOAD_NOT_SET:
       break;
   }

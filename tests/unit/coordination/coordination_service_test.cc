@@ -16,8 +16,10 @@
 #include "services/common/grpc_server.h"
 #include "services/common/kafka/cloudevents.h"
 #include "services/common/kafka/memory_publisher.h"
+#include "services/common/peer_identity.h"
 #include "services/common/proto_time.h"
 #include "services/common/pseudonym.h"
+#include "services/coordination/audit_log.h"
 #include "services/coordination/case_rules.h"
 #include "services/coordination/coordination_store.h"
 #include "services/coordination/delivery_notifier.h"
@@ -125,7 +127,10 @@ class CoordinationServiceTest : public ::testing::Test {
     auto pseudonymizer = Pseudonymizer::Create(std::string(32, 'k'));
     ASSERT_THAT(pseudonymizer, IsOk());
     pseudonymizer_ = *std::move(pseudonymizer);
-    auto store = CoordinationStore::Open(dir_.File("coordination.db"));
+    auto store = CoordinationStore::Open(
+        dir_.File("coordination.db"), {},
+        {{"aarhus-jobcenter", common::v1::ADMINISTRATION_JOB_CENTRE},
+         {"aarhus-sundhed", common::v1::ADMINISTRATION_HEALTH}});
     ASSERT_THAT(store, IsOk());
     store_ = *std::move(store);
     RecorderOptions options;
@@ -141,8 +146,12 @@ class CoordinationServiceTest : public ::testing::Test {
     config_.set_municipality("0751");
     config_.add_recipients()->set_id("aarhus-jobcenter");
     config_.add_recipients()->set_id("mentorhuset");
-    service_ = std::make_unique<CoordinationServiceImpl>(*store_, *recorder_, *pseudonymizer_,
-                                                         config_, notifier_, clock_);
+    config_.add_recipients()->set_id("aarhus-sundhed");
+    config_.mutable_authorization()->add_administrators("aarhus-admin");
+    audit_ = std::make_unique<AuditLog>(audit_publisher_, kDefaultAuditTopic, "0751",
+                                        "/casebridge/coordination/0751");
+    service_ = std::make_unique<CoordinationServiceImpl>(
+        *store_, *recorder_, *pseudonymizer_, config_, notifier_, clock_, audit_.get());
   }
 
   void TearDown() override {
@@ -153,7 +162,7 @@ class CoordinationServiceTest : public ::testing::Test {
   }
 
   RequestScope Scope() const {
-    return RequestScope{*pseudonymizer_, "0751", {"aarhus-jobcenter", "mentorhuset"}};
+    return RequestScope{*pseudonymizer_, "0751", {"aarhus-jobcenter", "mentorhuset", "aarhus-sundhed"}};
   }
 
   grpc::Status AssignRole(const AssignRoleRequest& request, AssignRoleResponse& response) {
@@ -268,6 +277,8 @@ class CoordinationServiceTest : public ::testing::Test {
   TempDir dir_;
   FakeClock clock_{kNow};
   MemoryPublisher publisher_;
+  MemoryPublisher audit_publisher_;
+  std::unique_ptr<AuditLog> audit_;
   DeliveryNotifier notifier_;
   config::v1::CoordinationServiceConfig config_;
   std::unique_ptr<Pseudonymizer> pseudonymizer_;
@@ -754,6 +765,251 @@ TEST_F(CoordinationServiceTest, ListTasksReturnsTheCaseRulesViewOfTheTasks) {
   std::vector<std::string> listed;
   for (const auto& task : response.tasks()) listed.push_back(task.SerializeAsString());
   EXPECT_THAT(listed, ElementsAreArray(expected));
+}
+
+// --- Authorisation, consent and audit ------------------------------------------
+
+// A client context that names its caller (insecure development mode; with
+// mutual TLS the certificate's CN plays this part).
+std::unique_ptr<grpc::ClientContext> As(const std::string& identity) {
+  auto context = std::make_unique<grpc::ClientContext>();
+  context->AddMetadata(common::kDevelopmentIdentityHeader, identity);
+  context->set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+  return context;
+}
+
+class AuthorizationTest : public CoordinationServiceTest {
+ protected:
+  void SetUp() override {
+    CoordinationServiceTest::SetUp();
+    StartServer();
+    Apply(RoleEvent("r1", ROLE_COORDINATING_CASEWORKER, "aarhus-jobcenter"));
+    Apply(RoleEvent("r2", ROLE_MENTOR, "mentorhuset"));
+    Apply(RoleEvent("r3", common::v1::ROLE_HEALTH_ADMINISTRATION, "aarhus-sundhed"));
+  }
+
+  v1::RecordConsentRequest HealthConsentForTheJobCentre() {
+    v1::RecordConsentRequest request;
+    request.set_idempotency_key("consent-1");
+    request.mutable_case_ref()->set_subject(kSubject);
+    events::v1::ConsentGrant& grant = *request.add_grants();
+    grant.set_administration(common::v1::ADMINISTRATION_JOB_CENTRE);
+    grant.add_sensitivities(events::v1::SENSITIVITY_SPECIAL_HEALTH);
+    request.set_purpose("Udveksling af helbredsoplysninger i ressourceforløbet");
+    request.set_form("written");
+    request.mutable_actor()->set_role(ROLE_COORDINATING_CASEWORKER);
+    request.mutable_actor()->set_unit("Jobcenter Aarhus");
+    return request;
+  }
+
+  // The audit records written so far.
+  std::vector<audit::v1::AuditRecord> AuditRecords() const {
+    std::vector<audit::v1::AuditRecord> records;
+    for (const kafka::Record& record : audit_publisher_.records()) {
+      EXPECT_EQ(record.topic, kDefaultAuditTopic);
+      auto decoded = DecodeAuditRecord(record);
+      EXPECT_THAT(decoded, IsOk());
+      if (decoded.ok()) records.push_back(*decoded);
+    }
+    return records;
+  }
+};
+
+TEST_F(AuthorizationTest, ARecipientMayOnlySubscribeAndSendReceiptsAsItself) {
+  Delivery delivery;
+  auto context = As("mentorhuset");
+  auto other = stub_->Subscribe(context.get(), SubscribeTo("aarhus-jobcenter"));
+  EXPECT_FALSE(other->Read(&delivery));
+  EXPECT_THAT(other->Finish(),
+              GrpcStatusIs(grpc::StatusCode::PERMISSION_DENIED,
+                           "recipient: caller \"mentorhuset\" may not act for recipient "
+                           "\"aarhus-jobcenter\""));
+  SendReceiptRequest receipt = Receipt("aarhus-jobcenter", "r1", v1::RECEIPT_STATUS_ACCEPTED);
+  SendReceiptResponse response;
+  EXPECT_THAT(stub_->SendReceipt(As("mentorhuset").get(), receipt, &response),
+              GrpcStatusIs(grpc::StatusCode::PERMISSION_DENIED, StartsWith("recipient: ")));
+  EXPECT_THAT(stub_->SendReceipt(As("aarhus-jobcenter").get(), receipt, &response),
+              GrpcStatusIs(grpc::StatusCode::OK, ""));
+}
+
+TEST_F(AuthorizationTest, APartyNotOnTheCaseIsRefusedAndNothingIsDisclosedOrAudited) {
+  GetTimelineRequest request;
+  request.mutable_case_ref()->set_subject(kSubject);
+  Timeline timeline;
+  EXPECT_THAT(stub_->GetTimeline(As("aarhus-jobcenter-vest").get(), request, &timeline),
+              GrpcStatusIs(grpc::StatusCode::PERMISSION_DENIED,
+                           "case_ref: caller \"aarhus-jobcenter-vest\" may not read the "
+                           "timeline: not a party on this case"));
+  EXPECT_EQ(timeline.entries_size(), 0);
+  // An administrator administers but does not read content.
+  EXPECT_THAT(stub_->GetTimeline(As("aarhus-admin").get(), request, &timeline),
+              GrpcStatusIs(grpc::StatusCode::PERMISSION_DENIED, StartsWith("case_ref: ")));
+  ListPartiesRequest parties;
+  parties.mutable_case_ref()->set_subject(kSubject);
+  ListPartiesResponse listed;
+  EXPECT_THAT(stub_->ListParties(As("aarhus-jobcenter-vest").get(), parties, &listed),
+              GrpcStatusIs(grpc::StatusCode::PERMISSION_DENIED, StartsWith("case_ref: ")));
+  EXPECT_THAT(AuditRecords(), ::testing::IsEmpty());
+  EXPECT_THAT(stub_->ListParties(As("aarhus-admin").get(), parties, &listed),
+              GrpcStatusIs(grpc::StatusCode::OK, ""));
+  ASSERT_EQ(AuditRecords().size(), 1u);
+  EXPECT_EQ(AuditRecords()[0].action(), audit::v1::AUDIT_ACTION_CASE_READ);
+  EXPECT_EQ(AuditRecords()[0].caller(), "aarhus-admin");
+}
+
+TEST_F(AuthorizationTest, OnlyAdministratorsAndTheCoordinatorChangeRolesAndConsent) {
+  AssignRoleRequest assign = ValidRequest();
+  AssignRoleResponse assigned;
+  EXPECT_THAT(stub_->AssignRole(As("mentorhuset").get(), assign, &assigned),
+              GrpcStatusIs(grpc::StatusCode::PERMISSION_DENIED,
+                           "case_ref: caller \"mentorhuset\" may not assign or release roles "
+                           "on this case: neither an administrator nor its coordinating "
+                           "caseworker"));
+  v1::ConsentResponse consent;
+  EXPECT_THAT(stub_->RecordConsent(As("aarhus-sundhed").get(), HealthConsentForTheJobCentre(),
+                                   &consent),
+              GrpcStatusIs(grpc::StatusCode::PERMISSION_DENIED, StartsWith("case_ref: ")));
+  EXPECT_THAT(PublishedEvents(), ::testing::IsEmpty());
+  EXPECT_THAT(stub_->AssignRole(As("aarhus-admin").get(), assign, &assigned),
+              GrpcStatusIs(grpc::StatusCode::OK, ""));
+  EXPECT_THAT(stub_->RecordConsent(As("aarhus-jobcenter").get(), HealthConsentForTheJobCentre(),
+                                   &consent),
+              GrpcStatusIs(grpc::StatusCode::OK, ""));
+  EXPECT_THAT(PublishedEvents(), SizeIs(2));
+}
+
+TEST_F(AuthorizationTest, ConsentRequestsAreValidated) {
+  const std::vector<std::pair<std::string, std::function<void(v1::RecordConsentRequest&)>>> bad = {
+      {"grants: at least one", [](auto& r) { r.clear_grants(); }},
+      {"grants[0].administration: required",
+       [](auto& r) { r.mutable_grants(0)->clear_administration(); }},
+      {"grants[0].administration: unknown value",
+       [](auto& r) { r.mutable_grants(0)->set_administration(static_cast<common::v1::Administration>(99)); }},
+      {"grants[1].administration: granted twice", [](auto& r) { *r.add_grants() = r.grants(0); }},
+      {"grants[0].sensitivities: at least one",
+       [](auto& r) { r.mutable_grants(0)->clear_sensitivities(); }},
+      {"grants[0].sensitivities[1]: ordinary content needs no consent",
+       [](auto& r) { r.mutable_grants(0)->add_sensitivities(events::v1::SENSITIVITY_ORDINARY); }},
+      {"grants[0].sensitivities[1]: unknown value",
+       [](auto& r) { r.mutable_grants(0)->add_sensitivities(static_cast<events::v1::Sensitivity>(42)); }},
+      {"purpose: required", [](auto& r) { r.set_purpose("  "); }},
+      {"form: required", [](auto& r) { r.clear_form(); }},
+      {"case_ref", [](auto& r) { r.clear_case_ref(); }},
+  };
+  for (const auto& [message, spoil] : bad) {
+    v1::RecordConsentRequest request = HealthConsentForTheJobCentre();
+    spoil(request);
+    v1::ConsentResponse response;
+    EXPECT_THAT(stub_->RecordConsent(As("aarhus-admin").get(), request, &response),
+                GrpcStatusIs(grpc::StatusCode::INVALID_ARGUMENT, StartsWith(message)));
+  }
+  EXPECT_THAT(PublishedEvents(), ::testing::IsEmpty());
+}
+
+TEST_F(AuthorizationTest, ConsentChangesTheTimelineAndEveryReadIsAudited) {
+  Apply(AppointmentEvent("a1"));  // health, special category
+  GetTimelineRequest request;
+  request.mutable_case_ref()->set_subject(kSubject);
+
+  // Without consent the job centre sees that the appointment exists.
+  Timeline without;
+  ASSERT_THAT(stub_->GetTimeline(As("aarhus-jobcenter").get(), request, &without),
+              GrpcStatusIs(grpc::StatusCode::OK, ""));
+  const auto entry_a1 = [](const Timeline& timeline) {
+    for (const auto& entry : timeline.entries()) {
+      if (entry.event().id() == "a1") return entry;
+    }
+    return v1::TimelineEntry();
+  };
+  const v1::TimelineEntry minimal = entry_a1(without);
+  EXPECT_EQ(minimal.event().id(), "a1");
+  EXPECT_EQ(minimal.disclosure(), v1::DISCLOSURE_MINIMAL);
+  EXPECT_EQ(minimal.event().appointment().kind(), events::v1::APPOINTMENT_KIND_UNSPECIFIED);
+  // Health sees its own event whole.
+  Timeline own;
+  ASSERT_THAT(stub_->GetTimeline(As("aarhus-sundhed").get(), request, &own),
+              GrpcStatusIs(grpc::StatusCode::OK, ""));
+  EXPECT_EQ(entry_a1(own).event().appointment().kind(),
+            events::v1::APPOINTMENT_KIND_HEALTH_SESSION);
+
+  // Consent recorded and consumed: the job centre's read now shows it whole.
+  v1::ConsentResponse consent;
+  ASSERT_THAT(stub_->RecordConsent(As("aarhus-jobcenter").get(), HealthConsentForTheJobCentre(),
+                                   &consent),
+              GrpcStatusIs(grpc::StatusCode::OK, ""));
+  ApplyPublished();
+  EXPECT_EQ(consent.consent_id(), consent.event_id());
+  Timeline with;
+  ASSERT_THAT(stub_->GetTimeline(As("aarhus-jobcenter").get(), request, &with),
+              GrpcStatusIs(grpc::StatusCode::OK, ""));
+  bool found = false;
+  for (const auto& entry : with.entries()) {
+    if (entry.event().id() != "a1") continue;
+    found = true;
+    EXPECT_EQ(entry.disclosure(), v1::DISCLOSURE_FULL);
+    EXPECT_EQ(entry.event().appointment().kind(), events::v1::APPOINTMENT_KIND_HEALTH_SESSION);
+  }
+  EXPECT_TRUE(found);
+
+  // Withdrawn: minimal again; a second withdrawal is refused.
+  v1::WithdrawConsentRequest withdraw;
+  withdraw.set_idempotency_key("withdraw-1");
+  withdraw.mutable_case_ref()->set_subject(kSubject);
+  withdraw.set_consent_id(consent.consent_id());
+  *withdraw.mutable_actor() = HealthConsentForTheJobCentre().actor();
+  v1::ConsentResponse withdrawn;
+  ASSERT_THAT(stub_->WithdrawConsent(As("aarhus-jobcenter").get(), withdraw, &withdrawn),
+              GrpcStatusIs(grpc::StatusCode::OK, ""));
+  ApplyPublished();
+  withdraw.set_idempotency_key("withdraw-2");
+  EXPECT_THAT(stub_->WithdrawConsent(As("aarhus-jobcenter").get(), withdraw, &withdrawn),
+              GrpcStatusIs(grpc::StatusCode::FAILED_PRECONDITION, StartsWith("consent_id: ")));
+  withdraw.set_consent_id("no-such-consent");
+  EXPECT_THAT(stub_->WithdrawConsent(As("aarhus-jobcenter").get(), withdraw, &withdrawn),
+              GrpcStatusIs(grpc::StatusCode::NOT_FOUND, StartsWith("consent_id: ")));
+  Timeline after;
+  ASSERT_THAT(stub_->GetTimeline(As("aarhus-jobcenter").get(), request, &after),
+              GrpcStatusIs(grpc::StatusCode::OK, ""));
+  for (const auto& entry : after.entries()) {
+    if (entry.event().id() == "a1") {
+      EXPECT_EQ(entry.disclosure(), v1::DISCLOSURE_MINIMAL);
+    }
+  }
+
+  // One audit record per timeline read, listing each event and its disclosure.
+  std::vector<audit::v1::AuditRecord> reads;
+  for (const auto& record : AuditRecords()) {
+    if (record.action() == audit::v1::AUDIT_ACTION_TIMELINE_READ) reads.push_back(record);
+  }
+  ASSERT_EQ(reads.size(), 4u);
+  EXPECT_EQ(reads[0].caller(), "aarhus-jobcenter");
+  EXPECT_EQ(reads[0].subject(), kSubject);
+  EXPECT_EQ(reads[0].municipality(), "0751");
+  EXPECT_EQ(reads[1].caller(), "aarhus-sundhed");
+  const auto disclosed_a1 = [](const audit::v1::AuditRecord& record) {
+    for (const auto& event : record.events()) {
+      if (event.event_id() == "a1") return event;
+    }
+    return audit::v1::DisclosedEvent();
+  };
+  EXPECT_EQ(disclosed_a1(reads[0]).basis(), "no-consent");
+  EXPECT_EQ(disclosed_a1(reads[1]).basis(), "own-administration");
+  EXPECT_EQ(disclosed_a1(reads[2]).basis(), "consent");
+  EXPECT_THAT(disclosed_a1(reads[2]).consent_ids(), ElementsAre(consent.consent_id()));
+  EXPECT_EQ(disclosed_a1(reads[3]).basis(), "no-consent");
+}
+
+TEST_F(AuthorizationTest, AStreamBatchIsAuditedBeforeItIsSent) {
+  auto context = As("mentorhuset");
+  auto reader = Subscribe(*context, SubscribeTo("mentorhuset"));
+  ASSERT_THAT(ReadDeliveries(*reader, 1), SizeIs(1));
+  context->TryCancel();
+  std::vector<audit::v1::AuditRecord> records = AuditRecords();
+  ASSERT_FALSE(records.empty());
+  EXPECT_EQ(records[0].action(), audit::v1::AUDIT_ACTION_STREAM_READ);
+  EXPECT_EQ(records[0].recipient(), "mentorhuset");
+  EXPECT_EQ(records[0].first_stream_sequence(), 1u);
+  ASSERT_GE(records[0].events_size(), 1);
 }
 
 }  // namespace

@@ -1,5 +1,6 @@
 #include "services/coordination/coordination_store.h"
 
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -82,9 +83,10 @@ class CoordinationStoreTest : public ::testing::Test {
  protected:
   void SetUp() override { Reopen(); }
 
-  void Reopen(config::v1::RoutingConfig routing = {}) {
+  void Reopen(config::v1::RoutingConfig routing = {},
+              std::map<std::string, common::v1::Administration> administrations = {}) {
     store_.reset();
-    auto store = CoordinationStore::Open(dir_.File("coordination.db"), routing);
+    auto store = CoordinationStore::Open(dir_.File("coordination.db"), routing, administrations);
     ASSERT_THAT(store, IsOk());
     store_ = *std::move(store);
   }
@@ -444,6 +446,84 @@ TEST_F(CoordinationStoreTest, ReceiptsSurviveReopen) {
 
   EXPECT_THAT(States(Status("d1")), ElementsAre("aarhus-jobcenter:ROUTED", "mentorhuset:ACCEPTED"));
   EXPECT_THAT(EventIds(History().events), ElementsAre("r1", "r2", "d1"));
+}
+
+// A consent event from the coordination service on `subject`: consent `id`
+// given (granting the job centre health data) or withdrawn.
+CaseEvent ConsentEvent(const std::string& event_id, const std::string& consent_id,
+                       bool withdrawn) {
+  CaseEvent event = RoleEvent(event_id, ROLE_MENTOR, "x");
+  event.clear_role_assignment();
+  events::v1::Consent& consent = *event.mutable_consent();
+  consent.set_consent_id(consent_id);
+  consent.set_withdrawn(withdrawn);
+  if (!withdrawn) {
+    events::v1::ConsentGrant& grant = *consent.add_grants();
+    grant.set_administration(common::v1::ADMINISTRATION_JOB_CENTRE);
+    grant.add_sensitivities(events::v1::SENSITIVITY_SPECIAL_HEALTH);
+  }
+  event.set_type(EventTypeFor(event));
+  return event;
+}
+
+TEST_F(CoordinationStoreTest, ConsentDecidesWhatEachRecipientReceivesFromTheNextEventOn) {
+  Reopen({}, {{"aarhus-jobcenter", common::v1::ADMINISTRATION_JOB_CENTRE},
+              {"aarhus-sundhed", common::v1::ADMINISTRATION_HEALTH},
+              {"mentorhuset", common::v1::ADMINISTRATION_UNSPECIFIED}});
+  Apply(RoleEvent("r1", ROLE_COORDINATING_CASEWORKER, "aarhus-jobcenter"));
+  Apply(RoleEvent("r2", ROLE_HEALTH_ADMINISTRATION, "aarhus-sundhed"));
+  Apply(RoleEvent("r3", ROLE_MENTOR, "mentorhuset"));
+  Apply(RoleEvent("r4", ROLE_CITIZEN, "citizen-portal"));
+
+  // Health data, no consent yet: the job centre and the mentor get the
+  // minimal projection; health (its own) and the citizen get it whole.
+  std::map<std::string, Delivery> before;
+  for (const Delivery& d : Apply(AppointmentEvent("a1"))) before[d.recipient()] = d;
+  ASSERT_EQ(before.size(), 4u);
+  EXPECT_EQ(before["aarhus-jobcenter"].disclosure(), v1::DISCLOSURE_MINIMAL);
+  EXPECT_EQ(before["aarhus-jobcenter"].disclosure_basis(), "no-consent");
+  EXPECT_EQ(before["aarhus-jobcenter"].event().appointment().kind(),
+            events::v1::APPOINTMENT_KIND_UNSPECIFIED);
+  EXPECT_EQ(before["mentorhuset"].disclosure(), v1::DISCLOSURE_MINIMAL);
+  EXPECT_EQ(before["aarhus-sundhed"].disclosure_basis(), "own-administration");
+  EXPECT_EQ(before["aarhus-sundhed"].event().appointment().kind(),
+            events::v1::APPOINTMENT_KIND_HEALTH_SESSION);
+  EXPECT_EQ(before["citizen-portal"].disclosure_basis(), "citizen");
+
+  // The consent reaches every party, and from the next event on the job
+  // centre (granted health data) sees it whole; the mentor still does not.
+  EXPECT_THAT(Apply(ConsentEvent("c-event", "consent-1", false)), SizeIs(4));
+  auto consents = store_->ConsentsInForce(kSubject);
+  ASSERT_THAT(consents, IsOk());
+  ASSERT_THAT(*consents, SizeIs(1));
+  std::map<std::string, Delivery> with;
+  for (const Delivery& d : Apply(AppointmentEvent("a2"))) with[d.recipient()] = d;
+  EXPECT_EQ(with["aarhus-jobcenter"].disclosure(), v1::DISCLOSURE_FULL);
+  EXPECT_EQ(with["aarhus-jobcenter"].disclosure_basis(), "consent");
+  EXPECT_THAT(with["aarhus-jobcenter"].consent_ids(), ElementsAre("consent-1"));
+  EXPECT_EQ(with["aarhus-jobcenter"].event().appointment().kind(),
+            events::v1::APPOINTMENT_KIND_HEALTH_SESSION);
+  EXPECT_EQ(with["mentorhuset"].disclosure(), v1::DISCLOSURE_MINIMAL);
+
+  // Withdrawn: minimal again for every event after the withdrawal.
+  Apply(ConsentEvent("w-event", "consent-1", true));
+  consents = store_->ConsentsInForce(kSubject);
+  ASSERT_THAT(consents, IsOk());
+  EXPECT_THAT(*consents, IsEmpty());
+  auto found = store_->FindConsent(kSubject, "consent-1");
+  ASSERT_THAT(found, IsOk());
+  EXPECT_TRUE(found->second);
+  std::map<std::string, Delivery> after;
+  for (const Delivery& d : Apply(AppointmentEvent("a3"))) after[d.recipient()] = d;
+  EXPECT_EQ(after["aarhus-jobcenter"].disclosure(), v1::DISCLOSURE_MINIMAL);
+  EXPECT_THAT(after["aarhus-jobcenter"].consent_ids(), IsEmpty());
+
+  // What was stored is what Subscribe serves.
+  std::vector<Delivery> stored = Read("aarhus-jobcenter", 0);
+  ASSERT_FALSE(stored.empty());
+  EXPECT_EQ(stored.back().disclosure(), v1::DISCLOSURE_MINIMAL);
+  EXPECT_THAT(store_->FindConsent(kSubject, "no-such-consent"),
+              StatusIs(absl::StatusCode::kNotFound));
 }
 
 }  // namespace
