@@ -72,6 +72,9 @@ class DerivedFlowsTest : public ::testing::Test {
       config::v1::Recipient* recipient = coordination.add_recipients();
       recipient->set_id(id);
       recipient->set_topic(UniqueName(std::string("casebridge.party.") + id));
+      if (std::string(id) == "aarhus-jobcenter") {
+        recipient->set_administration(common::v1::ADMINISTRATION_JOB_CENTRE);
+      }
       topics_[id] = recipient->topic();
     }
     // Aarhus-like rules: decisions and appointments to the citizen and the
@@ -246,6 +249,25 @@ TEST_F(DerivedFlowsTest, RefusedReferralFlagsReplanningToCaseworkerAndRehabTeamO
        });
   Step(*social_, "assessed-1", events::v1::REFERRAL_STATUS_ASSESSED, referral,
        [](events::v1::Referral& r) { r.mutable_assessment()->set_in_target_group(true); });
+  // The citizen lets the job centre see social data; the rehabilitation team
+  // (no administration configured here) has no such consent.
+  {
+    coordination::v1::RecordConsentRequest consent;
+    consent.set_idempotency_key("consent-social-to-jobcentre");
+    consent.mutable_case_ref()->set_cpr(kCpr);
+    auto* grant = consent.add_grants();
+    grant->set_administration(common::v1::ADMINISTRATION_JOB_CENTRE);
+    grant->add_sensitivities(events::v1::SENSITIVITY_CONFIDENTIAL);
+    consent.set_purpose("Koordinering af ressourceforloebet");
+    consent.set_form("written");
+    consent.mutable_actor()->set_role(common::v1::ROLE_COORDINATING_CASEWORKER);
+    consent.mutable_actor()->set_unit("Jobcenter Aarhus");
+    coordination::v1::ConsentResponse response;
+    grpc::ClientContext context;
+    // Recorded (durable) before the refusal, and on the case's one
+    // partition, so coordination applies it first.
+    ASSERT_TRUE(coordination_->RecordConsent(&context, consent, &response).ok());
+  }
   const RecordResponse refused =
       Step(*social_, "refused-1", events::v1::REFERRAL_STATUS_REFUSED, referral,
            [](events::v1::Referral& r) {
@@ -260,8 +282,16 @@ TEST_F(DerivedFlowsTest, RefusedReferralFlagsReplanningToCaseworkerAndRehabTeamO
     ASSERT_EQ(flags.size(), 1u) << recipient;
     EXPECT_EQ(flags[0].replanning().referral_id(), referral);
     EXPECT_EQ(flags[0].replanning().trigger_event_id(), refused.event_id());
-    EXPECT_EQ(flags[0].replanning().reasons(0).code(), "no-capacity");
     EXPECT_EQ(flags[0].source(), "/casebridge/coordination/0751");
+    EXPECT_EQ(flags[0].sensitivity(), events::v1::SENSITIVITY_CONFIDENTIAL);
+    if (std::string(recipient) == "aarhus-jobcenter") {
+      // Under the consent: the reasons, whole.
+      ASSERT_EQ(flags[0].replanning().reasons_size(), 1);
+      EXPECT_EQ(flags[0].replanning().reasons(0).code(), "no-capacity");
+    } else {
+      // Without one: that re-planning is needed, not why.
+      EXPECT_EQ(flags[0].replanning().reasons_size(), 0);
+    }
   }
   // Every referral step reached the citizen; the re-planning flag did not,
   // and the mentor got neither.
