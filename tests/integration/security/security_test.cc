@@ -326,6 +326,44 @@ TEST_F(SecureJobCentreTest, CallersWithoutAValidClientCertificateAreRefusedAndNo
   for (const std::string& id : refused_ids) EXPECT_THAT(headers, Not(HasSubstr(id)));
 }
 
+std::string FindGrpcurl() {
+  if (const char* path = std::getenv("CASEBRIDGE_GRPCURL"); path != nullptr) return path;
+  const char* cache = std::getenv("CASEBRIDGE_CACHE");
+  const char* home = std::getenv("HOME");
+  const std::string dir = cache != nullptr
+                              ? cache
+                              : std::string(home != nullptr ? home : "") + "/.cache/casebridge";
+  return dir + "/tools/bin/grpcurl";
+}
+
+TEST_F(SecureJobCentreTest, GrpcurlNeedsAClientCertificateFromTheClientCa) {
+  // grpcurl (Go's TLS stack) is an independent client: the same server
+  // accepts it with a certificate from the client CA and refuses it without.
+  const std::string grpcurl = FindGrpcurl();
+  if (!std::ifstream(grpcurl)) {
+    GTEST_SKIP() << "grpcurl not installed at " << grpcurl << " (deploy/local/install-tools)";
+  }
+  const std::string target = absl::StrCat("127.0.0.1:", app_->port());
+  const std::string list = absl::StrCat(" -connect-timeout 5 ", target, " list 2>&1");
+  int code = -1;
+  const std::string with_certificate = testing::RunCommand(
+      absl::StrCat(grpcurl, " -cacert ", CertFile("ca.pem"), " -cert ", CertFile("org-a.pem"),
+                   " -key ", CertFile("org-a.key"), list),
+      &code);
+  EXPECT_EQ(code, 0) << with_certificate;
+  EXPECT_THAT(with_certificate, HasSubstr("casebridge.jobcentre.v1.JobCentreService"));
+
+  for (const std::string& flags :
+       {absl::StrCat(" -cacert ", CertFile("ca.pem")),
+        absl::StrCat(" -cacert ", CertFile("ca.pem"), " -cert ", CertFile("org-a.pem", "other-ca"),
+                     " -key ", CertFile("org-a.key", "other-ca")),
+        std::string(" -plaintext")}) {
+    const std::string refused = testing::RunCommand(grpcurl + flags + list, &code);
+    EXPECT_NE(code, 0) << flags << ": " << refused;
+    EXPECT_THAT(refused, Not(HasSubstr("casebridge.jobcentre.v1.JobCentreService"))) << flags;
+  }
+}
+
 // ----------------------------------------------------------------- CallerOf
 
 // Answers RecordDecision with who called: subject = identity, replayed =
