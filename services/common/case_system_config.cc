@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "services/common/grpc_server.h"
 #include "services/common/kafka/kafka_config.h"
 #include "services/common/status_macros.h"
 
@@ -14,6 +15,7 @@ absl::Status ValidateCaseSystemConfig(
       !std::all_of(m.begin(), m.end(), [](char c) { return c >= '0' && c <= '9'; })) {
     return absl::InvalidArgumentError("municipality: required, 4 digits (kommunekode)");
   }
+  RETURN_IF_ERROR(ValidateServerSecurity(config.server()));
   if (!config.has_kafka()) return absl::InvalidArgumentError("kafka: required");
   RETURN_IF_ERROR(kafka::ValidateKafkaConfig(config.kafka()));
   if (config.adapter().vendor_case() ==

@@ -8,8 +8,72 @@
 
 #include "absl/strings/str_cat.h"
 #include "descriptor_anchors.h"
+#include "services/common/log.h"
+#include "services/common/tls_files.h"
 
 namespace casebridge {
+namespace {
+
+using ::casebridge::common::PemKind;
+using ::casebridge::common::ReadPemFile;
+
+// Mutual TLS: the client must present a certificate that chains to
+// `client_ca_file`; gRPC verifies it before any call reaches a service.
+absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> MutualTlsCredentials(
+    const casebridge::config::v1::ServerTlsConfig& tls) {
+  absl::StatusOr<std::string> cert =
+      ReadPemFile("server.tls.cert_file", tls.cert_file(), PemKind::kCertificates);
+  if (!cert.ok()) return cert.status();
+  absl::StatusOr<std::string> key =
+      ReadPemFile("server.tls.key_file", tls.key_file(), PemKind::kPrivateKey);
+  if (!key.ok()) return key.status();
+  if (absl::Status status = common::CheckKeyMatchesCertificate(
+          "server.tls.cert_file", *cert, "server.tls.key_file", *key);
+      !status.ok()) {
+    return status;
+  }
+  absl::StatusOr<std::string> client_ca =
+      ReadPemFile("server.tls.client_ca_file", tls.client_ca_file(), PemKind::kCertificates);
+  if (!client_ca.ok()) return client_ca.status();
+
+  grpc::SslServerCredentialsOptions options(
+      GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY);
+  options.pem_root_certs = *client_ca;
+  options.pem_key_cert_pairs.push_back({*key, *cert});
+  return grpc::SslServerCredentials(options);
+}
+
+}  // namespace
+
+absl::Status ValidateServerSecurity(const casebridge::config::v1::ServerConfig& config) {
+  if (config.has_tls() && config.insecure_development_mode()) {
+    return absl::InvalidArgumentError(
+        "server.insecure_development_mode: must not be set together with server.tls");
+  }
+  if (config.insecure_development_mode()) return absl::OkStatus();
+  if (!config.has_tls()) {
+    return absl::InvalidArgumentError(
+        "server.tls: required (mutual TLS); set server.insecure_development_mode only for local "
+        "development");
+  }
+  if (config.tls().cert_file().empty()) {
+    return absl::InvalidArgumentError("server.tls.cert_file: required");
+  }
+  if (config.tls().key_file().empty()) {
+    return absl::InvalidArgumentError("server.tls.key_file: required");
+  }
+  if (config.tls().client_ca_file().empty()) {
+    return absl::InvalidArgumentError("server.tls.client_ca_file: required");
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> ServerCredentials(
+    const casebridge::config::v1::ServerConfig& config) {
+  if (absl::Status status = ValidateServerSecurity(config); !status.ok()) return status;
+  if (config.insecure_development_mode()) return grpc::InsecureServerCredentials();
+  return MutualTlsCredentials(config.tls());
+}
 
 absl::StatusOr<StartedServer> StartGrpcServer(const casebridge::config::v1::ServerConfig& config,
                                               const std::vector<grpc::Service*>& services,
@@ -25,10 +89,11 @@ absl::StatusOr<StartedServer> StartGrpcServer(const casebridge::config::v1::Serv
     return absl::InvalidArgumentError("server.listen_address: required");
   }
   const std::string& address = config.listen_address();
+  absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> credentials = ServerCredentials(config);
+  if (!credentials.ok()) return credentials.status();
   StartedServer started;
   grpc::ServerBuilder builder;
-  // TODO(casebridge): mutual TLS (issue: consent, sensitivity, mTLS and audit).
-  builder.AddListeningPort(address, grpc::InsecureServerCredentials(), &started.port);
+  builder.AddListeningPort(address, *credentials, &started.port);
   builder.SetMaxReceiveMessageSize(config.max_receive_message_bytes() > 0
                                        ? config.max_receive_message_bytes()
                                        : 4 * 1024 * 1024);
@@ -39,6 +104,13 @@ absl::StatusOr<StartedServer> StartGrpcServer(const casebridge::config::v1::Serv
   }
   for (const std::string& name : health_names) {
     started.server->GetHealthCheckService()->SetServingStatus(name, true);
+  }
+  if (config.insecure_development_mode()) {
+    LogWarning(
+        "INSECURE DEVELOPMENT MODE: gRPC serves plain text and does not authenticate callers; "
+        "any caller may name itself (casebridge-dev-identity) or act as superuser. Never use "
+        "this outside local development: configure server.tls",
+        {{"port", std::to_string(started.port)}});
   }
   if (!config.port_file().empty()) {
     const std::string tmp = config.port_file() + ".tmp";

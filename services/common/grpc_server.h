@@ -1,6 +1,7 @@
 // Starting a service's gRPC server the same way everywhere: the services,
 // the standard health service (grpc.health.v1) and server reflection, on the
-// configured address, with the chosen port written to `port_file`.
+// configured address, with the chosen port written to `port_file`, and mutual
+// TLS unless the config asks for insecure development mode.
 //
 // Usage in main.cc:
 //   BlockTerminationSignals();            // first, before any thread starts
@@ -27,8 +28,24 @@ struct StartedServer {
   int port = 0;
 };
 
-// Builds and starts the server. The health service reports SERVING for ""
-// and for each name in `health_names` (the full names of the services, e.g.
+// Returns kInvalidArgument naming the field unless `config` chooses exactly
+// one of mutual TLS (`server.tls` with all three files named) and
+// `server.insecure_development_mode`. Reads no files: config validation calls
+// it, `ServerCredentials` checks the files.
+absl::Status ValidateServerSecurity(const casebridge::config::v1::ServerConfig& config);
+
+// The credentials `config` asks for: mutual TLS with `server.tls` (client
+// certificates required and verified against `server.tls.client_ca_file`),
+// plain text with `server.insecure_development_mode`. kInvalidArgument naming
+// the field if neither or both are set, or if a file is missing, unreadable,
+// not PEM, or the key does not match the certificate.
+absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> ServerCredentials(
+    const casebridge::config::v1::ServerConfig& config);
+
+// Builds and starts the server with `ServerCredentials(config)` (returning
+// its error if that fails; in insecure development mode it logs a loud
+// warning). The health service reports SERVING for "" and for each name in
+// `health_names` (the full names of the services, e.g.
 // "casebridge.jobcentre.v1.JobCentreService"); callers flip it with
 // `server->GetHealthCheckService()->SetServingStatus`. Returns kUnavailable if
 // the address cannot be bound, kInternal if `port_file` cannot be written.

@@ -7,6 +7,11 @@
 //     --aarhus-coordination H:P --aarhus-config coordination-0751.json
 //     --odense-jobcentre H:P --odense-coordination H:P
 //     --odense-config coordination-0461.json [--check]
+//     [--tls-ca ca.pem --tls-cert NAME.pem --tls-key NAME.key]
+//
+// With `--tls-*` every call uses mutual TLS with that client certificate
+// (services started with `server.tls`); without, plain text (services in
+// `server.insecure_development_mode`).
 //
 // The `--*-config` files are the coordination services' own configs: the
 // player reads their recipients and routing rules and works out, from the
@@ -56,6 +61,7 @@
 #include "casebridge/jobcentre/v1/jobcentre_service.grpc.pb.h"
 #include "casebridge/social/v1/social_service.grpc.pb.h"
 #include "google/protobuf/util/json_util.h"
+#include "services/common/grpc_client.h"
 #include "services/common/proto_time.h"
 #include "tests/e2e/expected_routing.h"
 #include "tests/e2e/player.h"
@@ -81,8 +87,16 @@ constexpr char kOdenseCitizen[] = "230588-2468";
 struct Flags {
   std::string aarhus_jobcentre, aarhus_social, aarhus_health, aarhus_coordination, aarhus_config;
   std::string odense_jobcentre, odense_coordination, odense_config;
+  casebridge::config::v1::ClientTlsConfig tls;
   bool check = false;
 };
+
+// The credentials of every channel (set once in main from the --tls-* flags).
+std::shared_ptr<grpc::ChannelCredentials>& Credentials() {
+  static std::shared_ptr<grpc::ChannelCredentials> credentials =
+      grpc::InsecureChannelCredentials();
+  return credentials;
+}
 
 // A party on a case: the recipient organisation, its role, the holder.
 struct PartySpec {
@@ -148,7 +162,7 @@ class Municipality {
         cpr_(std::move(cpr)),
         config_(std::move(config)),
         coordination_(coordination::CoordinationService::NewStub(
-            grpc::CreateChannel(coordination_address, grpc::InsecureChannelCredentials()))),
+            grpc::CreateChannel(coordination_address, Credentials()))),
         expected_(config_.routing()),
         run_(std::move(run)),
         problems_(problems) {}
@@ -324,7 +338,7 @@ casebridge::config::v1::CoordinationServiceConfig ReadConfig(const std::string& 
 
 template <typename Service>
 std::unique_ptr<typename Service::Stub> StubFor(const std::string& address) {
-  return Service::NewStub(grpc::CreateChannel(address, grpc::InsecureChannelCredentials()));
+  return Service::NewStub(grpc::CreateChannel(address, Credentials()));
 }
 
 // ---------------------------------------------------------------------------
@@ -771,17 +785,27 @@ bool ParseFlags(int argc, char** argv, Flags& flags) {
       {"--odense-coordination", &flags.odense_coordination},
       {"--odense-config", &flags.odense_config},
   };
+  const std::map<std::string, std::string*> optional = {
+      {"--tls-ca", flags.tls.mutable_ca_file()},
+      {"--tls-cert", flags.tls.mutable_cert_file()},
+      {"--tls-key", flags.tls.mutable_key_file()},
+  };
   for (int i = 1; i < argc; ++i) {
     if (!std::strcmp(argv[i], "--check")) {
       flags.check = true;
       continue;
     }
-    auto found = values.find(argv[i]);
-    if (found == values.end() || i + 1 >= argc) {
+    std::string* target = nullptr;
+    if (auto found = values.find(argv[i]); found != values.end()) {
+      target = found->second;
+    } else if (auto tls = optional.find(argv[i]); tls != optional.end()) {
+      target = tls->second;
+    }
+    if (target == nullptr || i + 1 >= argc) {
       std::cerr << "casebridge-sample-municipality: unknown or incomplete argument " << argv[i] << "\n";
       return false;
     }
-    *found->second = argv[++i];
+    *target = argv[++i];
   }
   for (const auto& [name, value] : values) {
     if (value->empty()) {
@@ -849,6 +873,14 @@ int Run(const Flags& flags) {
 int main(int argc, char** argv) {
   casebridge::sample::Flags flags;
   if (!casebridge::sample::ParseFlags(argc, argv, flags)) return 2;
+  absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> credentials =
+      casebridge::common::ClientCredentials(flags.tls);
+  if (!credentials.ok()) {
+    std::cerr << "casebridge-sample-municipality: --tls-*: " << credentials.status().message()
+              << "\n";
+    return 2;
+  }
+  casebridge::sample::Credentials() = *credentials;
   try {
     return casebridge::sample::Run(flags);
   } catch (const casebridge::sample::PlayerError& error) {

@@ -79,6 +79,7 @@ absl::StatusOr<std::unique_ptr<Consumer>> NewKafkaConsumer(
     const casebridge::config::v1::KafkaConfig& config, const std::string& group,
     const std::vector<std::string>& topics) {
   if (absl::Status status = ValidateKafkaConfig(config); !status.ok()) return status;
+  if (absl::Status status = CheckKafkaTlsFiles(config); !status.ok()) return status;
   std::unique_ptr<RdKafka::Conf> conf(RdKafka::Conf::create(RdKafka::Conf::CONF_GLOBAL));
   std::string error;
   std::map<std::string, std::string> properties = ClientProperties(config);

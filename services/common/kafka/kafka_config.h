@@ -14,12 +14,23 @@ namespace casebridge::kafka {
 absl::Duration DeliveryTimeout(const casebridge::config::v1::KafkaConfig& config);
 
 // Returns kInvalidArgument naming the field if `config` is unusable:
-// `kafka.bootstrap_servers` empty, or `kafka.properties` setting a
-// durability property ("acks", "enable.idempotence", "request.required.acks").
+// `kafka.bootstrap_servers` empty, `kafka.properties` setting a durability
+// property ("acks", "enable.idempotence", "request.required.acks"), or
+// `kafka.tls` set without `ca_file`, with a certificate but no key (or the
+// other way round), or with `kafka.properties` also setting
+// security.protocol or an ssl.*.location property. Reads no files.
 absl::Status ValidateKafkaConfig(const casebridge::config::v1::KafkaConfig& config);
 
+// Returns kInvalidArgument naming the field ("kafka.tls.cert_file: cannot read
+// ...") unless every file `kafka.tls` names is readable PEM of the right kind
+// and the key belongs to the certificate. OK without `kafka.tls`. The
+// producer and consumer factories call it before connecting.
+absl::Status CheckKafkaTlsFiles(const casebridge::config::v1::KafkaConfig& config);
+
 // The librdkafka properties common to producers and consumers:
-// bootstrap.servers plus `config.properties`.
+// bootstrap.servers, with `kafka.tls` security.protocol=ssl and the
+// ssl.ca.location / ssl.certificate.location / ssl.key.location it names,
+// plus `config.properties`.
 std::map<std::string, std::string> ClientProperties(
     const casebridge::config::v1::KafkaConfig& config);
 

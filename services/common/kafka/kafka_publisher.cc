@@ -154,6 +154,7 @@ class KafkaPublisher final : public Publisher {
 absl::StatusOr<std::unique_ptr<Publisher>> NewKafkaPublisher(
     const casebridge::config::v1::KafkaConfig& config, const std::vector<std::string>& topics) {
   if (absl::Status status = ValidateKafkaConfig(config); !status.ok()) return status;
+  if (absl::Status status = CheckKafkaTlsFiles(config); !status.ok()) return status;
   auto reports = std::make_unique<DeliveryReports>();
   auto events = std::make_unique<Events>();
   std::unique_ptr<RdKafka::Conf> conf(RdKafka::Conf::create(RdKafka::Conf::CONF_GLOBAL));

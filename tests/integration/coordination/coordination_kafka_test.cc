@@ -110,6 +110,7 @@ class CoordinationKafkaTest : public ::testing::Test {
                                                          config_, notifier_);
     config::v1::ServerConfig server;
     server.set_listen_address("127.0.0.1:0");
+    server.set_insecure_development_mode(true);
     auto started = StartGrpcServer(server, {service_.get()});
     ASSERT_THAT(started, IsOk());
     server_ = std::move(started->server);

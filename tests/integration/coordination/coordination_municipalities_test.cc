@@ -141,6 +141,7 @@ class TwoMunicipalitiesTest : public ::testing::Test {
     instance.municipality = municipality;
     config::v1::CoordinationServiceConfig config;
     config.mutable_server()->set_listen_address("127.0.0.1:0");
+    config.mutable_server()->set_insecure_development_mode(true);
     *config.mutable_kafka() = kafka_;
     config.set_canonical_topic(canonical_);
     config.set_consumer_group(UniqueName("casebridge-coordination-" + municipality));

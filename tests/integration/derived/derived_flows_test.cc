@@ -62,6 +62,7 @@ class DerivedFlowsTest : public ::testing::Test {
 
     config::v1::CoordinationServiceConfig coordination;
     coordination.mutable_server()->set_listen_address("127.0.0.1:0");
+    coordination.mutable_server()->set_insecure_development_mode(true);
     *coordination.mutable_kafka() = kafka;
     coordination.set_canonical_topic(canonical_);
     coordination.set_consumer_group(UniqueName("coordination-derived"));
@@ -119,6 +120,7 @@ class DerivedFlowsTest : public ::testing::Test {
     config::v1::CaseSystemServiceConfig config;
     config.set_municipality("0751");
     config.mutable_server()->set_listen_address("127.0.0.1:0");
+    config.mutable_server()->set_insecure_development_mode(true);
     *config.mutable_kafka() = kafka;
     config.set_canonical_topic(canonical_);
     config.mutable_adapter()->mutable_reference()->set_database_path(dir_.File(name + ".db"));

@@ -91,6 +91,7 @@ class EndToEndTest : public ::testing::Test {
 
     config::v1::CoordinationServiceConfig coordination;
     coordination.mutable_server()->set_listen_address("127.0.0.1:0");
+    coordination.mutable_server()->set_insecure_development_mode(true);
     *coordination.mutable_kafka() = kafka;
     coordination.set_canonical_topic(canonical_);
     coordination.set_consumer_group(UniqueName("coordination-e2e"));
@@ -109,6 +110,7 @@ class EndToEndTest : public ::testing::Test {
     config::v1::CaseSystemServiceConfig jobcentre;
     jobcentre.set_municipality("0751");
     jobcentre.mutable_server()->set_listen_address("127.0.0.1:0");
+    jobcentre.mutable_server()->set_insecure_development_mode(true);
     *jobcentre.mutable_kafka() = kafka;
     jobcentre.set_canonical_topic(canonical_);
     jobcentre.mutable_adapter()->mutable_reference()->set_database_path(dir_.File("jobcentre.db"));

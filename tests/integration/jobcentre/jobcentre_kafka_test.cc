@@ -81,6 +81,7 @@ class JobCentreUnderTest {
     service_ = std::make_unique<JobCentreServiceImpl>(*core_);
     config::v1::ServerConfig server;
     server.set_listen_address("127.0.0.1:0");
+    server.set_insecure_development_mode(true);
     server_ = *StartGrpcServer(server, {service_.get()});
     stub_ = v1::JobCentreService::NewStub(grpc::CreateChannel(
         "127.0.0.1:" + std::to_string(server_.port), grpc::InsecureChannelCredentials()));

@@ -61,7 +61,7 @@ class PythonConsumerTest(unittest.TestCase):
         key_file.write_text(secrets.token_hex(32))
         kafka = {"bootstrapServers": cls.bootstrap, "createTopics": True}
         coordination = {
-            "server": {"listenAddress": "127.0.0.1:0", "portFile": str(cls.dir / "coordination.port")},
+            "server": {"listenAddress": "127.0.0.1:0", "insecureDevelopmentMode": True, "portFile": str(cls.dir / "coordination.port")},
             "kafka": kafka, "canonicalTopic": cls.canonical,
             "consumerGroup": f"coordination-py-{suffix}", "municipality": "0751",
             "storePath": str(cls.dir / "coordination.db"),
@@ -73,7 +73,7 @@ class PythonConsumerTest(unittest.TestCase):
         }
         jobcentre = {
             "municipality": "0751",
-            "server": {"listenAddress": "127.0.0.1:0", "portFile": str(cls.dir / "jobcentre.port")},
+            "server": {"listenAddress": "127.0.0.1:0", "insecureDevelopmentMode": True, "portFile": str(cls.dir / "jobcentre.port")},
             "kafka": kafka, "canonicalTopic": cls.canonical,
             "adapter": {"reference": {"databasePath": str(cls.dir / "jobcentre.db")}},
             "ledgerPath": str(cls.dir / "jobcentre-ledger.db"),

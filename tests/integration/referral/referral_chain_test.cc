@@ -106,6 +106,7 @@ class ReferralChainTest : public ::testing::Test {
     config::v1::CaseSystemServiceConfig config;
     config.set_municipality(kMunicipality);
     config.mutable_server()->set_listen_address("127.0.0.1:0");
+    config.mutable_server()->set_insecure_development_mode(true);
     *config.mutable_kafka() = testing::TestKafkaConfig();
     config.mutable_kafka()->set_create_topics(true);
     config.set_canonical_topic(topic_);

@@ -253,6 +253,7 @@ class CaseSystemServiceTest : public ::testing::TestWithParam<SystemUnderTest> {
     service_ = GetParam().definition.new_service(*core_);
     config::v1::ServerConfig server;
     server.set_listen_address("127.0.0.1:0");
+    server.set_insecure_development_mode(true);
     absl::StatusOr<StartedServer> started = StartGrpcServer(server, {service_.get()});
     ASSERT_OK(started);
     server_ = std::move(started->server);

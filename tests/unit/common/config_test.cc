@@ -29,7 +29,7 @@ constexpr char kListen[] = "0.0.0.0:50051";
 // A complete, valid job-centre config in the canonical JSON mapping.
 constexpr char kValidJson[] = R"json({
   "municipality": "0751",
-  "server": {"listenAddress": "127.0.0.1:0"},
+  "server": {"listenAddress": "127.0.0.1:0", "insecureDevelopmentMode": true},
   "kafka": {
     "bootstrapServers": "localhost:9092",
     "properties": {"security.protocol": "plaintext"},

@@ -238,6 +238,7 @@ class CoordinationServiceTest : public ::testing::Test {
   void StartServer() {
     config::v1::ServerConfig server_config;
     server_config.set_listen_address("127.0.0.1:0");
+    server_config.set_insecure_development_mode(true);
     server_config.set_disable_reflection(true);
     auto started = StartGrpcServer(server_config, {service_.get()});
     ASSERT_THAT(started, IsOk());
