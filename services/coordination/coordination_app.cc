@@ -26,7 +26,7 @@ absl::StatusOr<std::unique_ptr<CoordinationApp>> CoordinationApp::Start(
                    CoordinationStore::Open(c.store_path(), c.routing(), administrations));
 
   const std::map<std::string, std::string> recipient_topics = RecipientTopics(c);
-  std::vector<std::string> topics = {c.canonical_topic(), c.audit_topic()};
+  std::vector<std::string> topics = {c.canonical_topic(), c.audit_topic(), c.dead_letter_topic()};
   for (const auto& [recipient, topic] : recipient_topics) topics.push_back(topic);
   RETURN_IF_ERROR(kafka::CreateTopicsIfEnabled(c.kafka(), topics));
   ASSIGN_OR_RETURN(app->publisher_, kafka::NewKafkaPublisher(c.kafka(), topics));
@@ -56,6 +56,7 @@ absl::StatusOr<std::unique_ptr<CoordinationApp>> CoordinationApp::Start(
   processor_options.recipient_topics = recipient_topics;
   processor_options.delivery_timeout = kafka::DeliveryTimeout(c.kafka());
   processor_options.audit = app->audit_.get();
+  processor_options.dead_letter_topic = c.dead_letter_topic();
   app->processor_ = std::make_unique<DeliveryProcessor>(*app->store_, *app->consumer_,
                                                         *app->publisher_, *app->recorder_,
                                                         app->notifier_, processor_options, clock);

@@ -5,6 +5,7 @@
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
+#include "services/common/grpc_server.h"
 #include "services/common/kafka/kafka_config.h"
 #include "services/common/status_macros.h"
 #include "services/coordination/audit_log.h"
@@ -72,6 +73,7 @@ std::string DefaultRecipientTopic(absl::string_view id) {
 CoordinationServiceConfig WithDefaults(CoordinationServiceConfig config) {
   if (config.canonical_topic().empty()) config.set_canonical_topic(kDefaultCanonicalTopic);
   if (config.audit_topic().empty()) config.set_audit_topic(kDefaultAuditTopic);
+  if (config.dead_letter_topic().empty()) config.set_dead_letter_topic(kDefaultDeadLetterTopic);
   if (config.consumer_group().empty()) {
     config.set_consumer_group(absl::StrCat(kDefaultConsumerGroup, "-", config.municipality()));
   }
@@ -93,6 +95,7 @@ CoordinationServiceConfig WithDefaults(CoordinationServiceConfig config) {
 }
 
 absl::Status ValidateCoordinationConfig(const CoordinationServiceConfig& config) {
+  RETURN_IF_ERROR(ValidateServerSecurity(config.server()));
   if (!config.has_kafka()) return absl::InvalidArgumentError("kafka: required");
   RETURN_IF_ERROR(kafka::ValidateKafkaConfig(config.kafka()));
   const std::string& municipality = config.municipality();
@@ -116,6 +119,14 @@ absl::Status ValidateCoordinationConfig(const CoordinationServiceConfig& config)
       config.audit_topic().empty() ? kDefaultAuditTopic : config.audit_topic();
   if (audit_topic == canonical_topic) {
     return absl::InvalidArgumentError("audit_topic: must differ from canonical_topic");
+  }
+  if (!config.dead_letter_topic().empty()) {
+    RETURN_IF_ERROR(ValidateTopic(config.dead_letter_topic(), "dead_letter_topic"));
+    if (config.dead_letter_topic() == canonical_topic ||
+        config.dead_letter_topic() == audit_topic) {
+      return absl::InvalidArgumentError(
+          "dead_letter_topic: must differ from canonical_topic and audit_topic");
+    }
   }
   std::set<std::string> ids;
   std::set<std::string> topics;

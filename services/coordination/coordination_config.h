@@ -14,6 +14,7 @@
 namespace casebridge::coordination {
 
 inline constexpr char kDefaultCanonicalTopic[] = "casebridge.case-events.v1";
+inline constexpr char kDefaultDeadLetterTopic[] = "casebridge.dead-letter.v1";
 // The default consumer group is this prefix, "-", and the municipality:
 // every municipality's instance must read every record of the canonical topic.
 inline constexpr char kDefaultConsumerGroup[] = "casebridge-coordination";

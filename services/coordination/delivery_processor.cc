@@ -106,8 +106,10 @@ absl::Status DeliveryProcessor::Process(const kafka::Record& record) {
   absl::StatusOr<CaseEvent> event = kafka::DecodeCaseEventRecord(record);
   if (!event.ok()) {
     // The message names topic, partition, offset and the reason only.
+    RETURN_IF_ERROR(DeadLetter(record, event.status().message()));
     ++undecodable_;
-    LogWarning("undecodable record skipped", {{"error", std::string(event.status().message())}});
+    LogWarning("undecodable record dead-lettered",
+               {{"error", std::string(event.status().message())}});
     return absl::OkStatus();
   }
   // Another municipality's instance handles it: the expected case on a
@@ -117,14 +119,16 @@ absl::Status DeliveryProcessor::Process(const kafka::Record& record) {
     return absl::OkStatus();
   }
   if (absl::Status usable = ValidateCaseEvent(*event); !usable.ok()) {
+    RETURN_IF_ERROR(DeadLetter(record, usable.message()));
     ++skipped_;
-    LogWarning("unusable case event skipped", {{"error", std::string(usable.message())}});
+    LogWarning("unusable case event dead-lettered", {{"error", std::string(usable.message())}});
     return absl::OkStatus();
   }
   if (event->has_role_assignment() &&
       !options_.recipient_topics.contains(event->role_assignment().recipient())) {
+    RETURN_IF_ERROR(DeadLetter(record, "role event for a recipient that is not configured"));
     ++skipped_;
-    LogWarning("role event for an unknown recipient skipped",
+    LogWarning("role event for an unknown recipient dead-lettered",
                {{"event_id", event->id()},
                 {"subject", event->subject()},
                 {"recipient", event->role_assignment().recipient()}});
@@ -133,13 +137,37 @@ absl::Status DeliveryProcessor::Process(const kafka::Record& record) {
   RETURN_IF_ERROR(Derive(*event));
   absl::StatusOr<std::vector<Delivery>> deliveries = store_.Apply(*event, clock_.Now());
   if (absl::IsInvalidArgument(deliveries.status())) {
+    RETURN_IF_ERROR(DeadLetter(record, deliveries.status().message()));
     ++skipped_;
-    LogWarning("unusable case event skipped",
+    LogWarning("unusable case event dead-lettered",
                {{"error", std::string(deliveries.status().message())}});
     return absl::OkStatus();
   }
   RETURN_IF_ERROR(deliveries.status());
   return PublishPending();
+}
+
+absl::Status DeliveryProcessor::DeadLetter(const kafka::Record& record,
+                                           absl::string_view reason) {
+  if (options_.dead_letter_topic.empty()) return absl::OkStatus();
+  kafka::Record copy;
+  copy.topic = options_.dead_letter_topic;
+  copy.key = record.key;
+  copy.value = record.value;
+  copy.headers = record.headers;
+  copy.headers.push_back({kDeadLetterReasonHeader, std::string(reason)});
+  copy.headers.push_back(
+      {kDeadLetterSourceHeader,
+       absl::StrCat(record.topic, "/", record.partition, "/", record.offset)});
+  copy.headers.push_back(
+      {kDeadLetterConsumerHeader, absl::StrCat("coordination-", options_.municipality)});
+  absl::Status status =
+      kafka::SendAndWait(publisher_, std::move(copy), options_.delivery_timeout + absl::Seconds(2));
+  if (!status.ok()) {
+    return absl::Status(status.code(), absl::StrCat("dead-letter topic: ", status.message()));
+  }
+  ++dead_lettered_;
+  return absl::OkStatus();
 }
 
 absl::Status DeliveryProcessor::Derive(const CaseEvent& event) {
@@ -236,6 +264,7 @@ DeliveryProcessorStats DeliveryProcessor::stats() const {
   stats.derived_recorded = derived_recorded_.load();
   stats.deliveries_published = deliveries_published_.load();
   stats.publish_failures = publish_failures_.load();
+  stats.dead_lettered = dead_lettered_.load();
   return stats;
 }
 

@@ -31,11 +31,16 @@
 // starts. A recipient may therefore receive a delivery twice (same
 // `ce_recipientseq`), never miss one.
 //
-// Records that can never be applied are logged (without personal data),
-// counted, committed and skipped: undecodable records, events without id or
-// subject, and role events naming a recipient that is not configured
-// (AssignRole refuses those; a dead-letter topic comes later). Publishing
-// failures are retried with backoff, without committing and without skipping.
+// Poison records — those that can never be applied: undecodable records,
+// events without id or subject, role events naming a recipient that is not
+// configured (AssignRole refuses those) — are copied to the dead-letter topic
+// with the reason and where they came from (headers `casebridge_dlq_reason`,
+// `casebridge_dlq_source` = "<topic>/<partition>/<offset>",
+// `casebridge_dlq_consumer`), counted, logged without personal data, and
+// committed, so nothing blocks the partition. The copy is durable before the
+// commit; if the dead-letter topic cannot be written the record is retried
+// like any publishing failure, never dropped. Publishing failures are retried
+// with backoff, without committing and without skipping.
 //
 // On a recipient's topic a delivery is `kafka::CaseEventRecord(topic, event)`
 // — the event as the recipient may see it (projection.h) — plus the headers
@@ -105,6 +110,9 @@ struct DeliveryProcessorOptions {
   // delivery counts as published only when its audit record is durable too.
   // The app always sets it; null (tests only) audits nothing.
   AuditLog* audit = nullptr;
+  // The dead-letter topic. Empty (tests only): poison records are logged,
+  // counted and skipped.
+  std::string dead_letter_topic;
 };
 
 // Counters since construction.
@@ -116,6 +124,7 @@ struct DeliveryProcessorStats {
   int64_t derived_recorded = 0;     // derived events newly recorded
   int64_t deliveries_published = 0; // deliveries durable on a recipient topic
   int64_t publish_failures = 0;     // batches that failed and were retried
+  int64_t dead_lettered = 0;        // poison records copied to the dead-letter topic
 };
 
 // The header names a delivery adds to the CloudEvents record.
@@ -124,6 +133,10 @@ inline constexpr char kRecipientSequenceHeader[] = "ce_recipientseq";
 // "full" or "minimal": whether the value is the whole event or its minimal
 // projection (casebridge.coordination.v1.Delivery.disclosure).
 inline constexpr char kDisclosureHeader[] = "ce_disclosure";
+// The dead-letter headers.
+inline constexpr char kDeadLetterReasonHeader[] = "casebridge_dlq_reason";
+inline constexpr char kDeadLetterSourceHeader[] = "casebridge_dlq_source";
+inline constexpr char kDeadLetterConsumerHeader[] = "casebridge_dlq_consumer";
 
 // Builds the record of `delivery` on `topic`.
 kafka::Record DeliveryRecord(const std::string& topic,
@@ -167,6 +180,9 @@ class DeliveryProcessor {
   // Records what the case rules derive from `event` unless it was applied
   // before.
   absl::Status Derive(const casebridge::events::v1::CaseEvent& event);
+  // Copies a poison record to the dead-letter topic (if configured) and
+  // counts it; OK once the copy is durable.
+  absl::Status DeadLetter(const kafka::Record& record, absl::string_view reason);
   // Retries `step` with backoff until it succeeds (true) or `Stop` (false).
   template <typename Step>
   bool RetryUntilDone(const char* what, Step step);
@@ -189,6 +205,7 @@ class DeliveryProcessor {
   std::atomic<int64_t> derived_recorded_{0};
   std::atomic<int64_t> deliveries_published_{0};
   std::atomic<int64_t> publish_failures_{0};
+  std::atomic<int64_t> dead_lettered_{0};
 
   mutable std::mutex mu_;
   std::condition_variable stop_requested_;

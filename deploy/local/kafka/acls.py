@@ -36,6 +36,7 @@ from confluent_kafka.admin import (
 
 CANONICAL = "casebridge.case-events.v1"
 AUDIT = "casebridge.audit.v1"
+DEAD_LETTER = "casebridge.dead-letter.v1"
 CASE_SYSTEMS = ("casebridge-jobcentre", "casebridge-social", "casebridge-health")
 COORDINATION = "casebridge-coordination"
 AUDITOR = "auditor"
@@ -47,7 +48,8 @@ def party_topic(recipient):
 
 def casebridge_layout(recipients, partitions):
     """The least-privilege layout, as spec lines."""
-    lines = [f"topic {CANONICAL} {partitions}", f"topic {AUDIT} {partitions}"]
+    lines = [f"topic {CANONICAL} {partitions}", f"topic {AUDIT} {partitions}",
+             f"topic {DEAD_LETTER} {partitions}"]
     for system in CASE_SYSTEMS:
         lines.append(f"allow {system} write,describe topic {CANONICAL}")
     # Coordination consumes the canonical topic and publishes its own events
@@ -58,6 +60,8 @@ def casebridge_layout(recipients, partitions):
         f"allow {COORDINATION} read,describe group {COORDINATION} prefix",
         f"allow {COORDINATION} write,describe,create topic casebridge.party. prefix",
         f"allow {COORDINATION} write,describe,create topic {AUDIT}",
+        # Poison records from the canonical topic (operators read it as admin).
+        f"allow {COORDINATION} write,describe,create topic {DEAD_LETTER}",
         f"allow {AUDITOR} read,describe topic {AUDIT}",
         f"allow {AUDITOR} read group {AUDITOR} prefix",
     ]

@@ -78,6 +78,7 @@ class ConsentFlowTest : public ::testing::Test {
 
     config::v1::CoordinationServiceConfig coordination;
     coordination.mutable_server()->set_listen_address("127.0.0.1:0");
+    coordination.mutable_server()->set_insecure_development_mode(true);
     *coordination.mutable_kafka() = kafka;
     coordination.set_canonical_topic(canonical_);
     coordination.set_audit_topic(audit_topic_);
@@ -102,6 +103,7 @@ class ConsentFlowTest : public ::testing::Test {
     config::v1::CaseSystemServiceConfig health;
     health.set_municipality("0751");
     health.mutable_server()->set_listen_address("127.0.0.1:0");
+    health.mutable_server()->set_insecure_development_mode(true);
     *health.mutable_kafka() = kafka;
     health.set_canonical_topic(canonical_);
     health.mutable_adapter()->mutable_reference()->set_database_path(dir_.File("health.db"));

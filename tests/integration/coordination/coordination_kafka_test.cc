@@ -70,6 +70,7 @@ class CoordinationKafkaTest : public ::testing::Test {
   void SetUp() override {
     kafka_ = testing::TestKafkaConfig();
     config_.mutable_kafka()->CopyFrom(kafka_);
+    config_.mutable_server()->set_insecure_development_mode(true);
     config_.set_municipality("0751");
     config_.set_store_path(dir_.File("coordination.db"));
     config_.set_canonical_topic(UniqueName("casebridge.case-events.it"));

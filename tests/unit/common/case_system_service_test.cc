@@ -27,6 +27,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "services/common/case_system_app.h"
+#include "services/common/peer_identity.h"
 #include "services/common/clock.h"
 #include "services/common/event_ids.h"
 #include "services/common/event_recorder.h"
@@ -250,6 +251,10 @@ class CaseSystemServiceTest : public ::testing::TestWithParam<SystemUnderTest> {
 
     core_ = std::make_unique<CaseSystemCore>(profile, *adapter_, *recorder_, *pseudonymizer_,
                                              kMunicipality, absl::Seconds(5), clock_);
+    config::v1::CaseSystemAuthorization authorization;
+    authorization.add_recorders("vendor-system");
+    authorization.add_readers("auditing-system");
+    core_->set_authorization(authorization);
     service_ = GetParam().definition.new_service(*core_);
     config::v1::ServerConfig server;
     server.set_listen_address("127.0.0.1:0");
@@ -511,6 +516,34 @@ INSTANTIATE_TEST_SUITE_P(Systems, CaseSystemServiceTest,
 
 // ---------------------------------------------------------------------------
 // RecordDecision
+
+// Authorisation: only `authorization.recorders` record, readers read; the
+// caller names itself with `casebridge-dev-identity` here (development mode),
+// as its certificate's CN does under mutual TLS.
+TEST_P(CaseSystemServiceTest, OnlyRecordersRecordAndReadersRead) {
+  const auto as = [](const std::string& identity) {
+    auto context = std::make_unique<grpc::ClientContext>();
+    context->AddMetadata(common::kDevelopmentIdentityHeader, identity);
+    return context;
+  };
+  RecordResponse response;
+  EXPECT_THAT(stub_->RecordDecision(as("auditing-system").get(), Refusal("decision-1"), &response),
+              GrpcStatusIs(grpc::PERMISSION_DENIED,
+                           StartsWith("caller \"auditing-system\" may not record in the ")));
+  EXPECT_THAT(publisher_.records(), IsEmpty());
+  EXPECT_THAT(stub_->RecordDecision(as("vendor-system").get(), Refusal("decision-1"), &response),
+              GrpcStatusIs(grpc::OK, ""));
+  EXPECT_THAT(publisher_.records(), SizeIs(1));
+
+  ListCaseEventsRequest list;
+  list.mutable_case_ref()->set_cpr(kCpr);
+  ListCaseEventsResponse listed;
+  EXPECT_THAT(stub_->ListCaseEvents(as("mentorhuset").get(), list, &listed),
+              GrpcStatusIs(grpc::PERMISSION_DENIED, StartsWith("caller \"mentorhuset\" may not read")));
+  EXPECT_THAT(stub_->ListCaseEvents(as("auditing-system").get(), list, &listed),
+              GrpcStatusIs(grpc::OK, ""));
+  EXPECT_EQ(listed.events_size(), 1);
+}
 
 TEST_P(CaseSystemServiceTest, RecordDecisionAnswersWithTheEventsIdentity) {
   RecordResponse response;

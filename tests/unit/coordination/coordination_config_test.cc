@@ -22,6 +22,7 @@ using ::testing::StartsWith;
 
 CoordinationServiceConfig ValidConfig() {
   CoordinationServiceConfig config;
+  config.mutable_server()->set_insecure_development_mode(true);
   config.mutable_kafka()->set_bootstrap_servers("127.0.0.1:9092");
   config.set_municipality("0751");
   config.set_store_path("/tmp/coordination.db");
@@ -111,7 +112,20 @@ TEST_P(CoordinationConfigFieldTest, BadFieldIsNamed) {
 INSTANTIATE_TEST_SUITE_P(
     EachField, CoordinationConfigFieldTest,
     ::testing::Values(
+        BadConfig{"server.tls", [](auto& c) { c.clear_server(); }},
         BadConfig{"kafka", [](auto& c) { c.clear_kafka(); }},
+        BadConfig{"audit_topic", [](auto& c) { c.set_audit_topic("audit log"); }},
+        BadConfig{"audit_topic",
+                  [](auto& c) { c.set_audit_topic("casebridge.case-events.v1"); }},
+        BadConfig{"recipients[1].topic",
+                  [](auto& c) { c.mutable_recipients(1)->set_topic("casebridge.audit.v1"); }},
+        BadConfig{"recipients[0].administration",
+                  [](auto& c) {
+                    c.mutable_recipients(0)->set_administration(
+                        static_cast<common::v1::Administration>(77));
+                  }},
+        BadConfig{"authorization.administrators[0]",
+                  [](auto& c) { c.mutable_authorization()->add_administrators(""); }},
         BadConfig{"kafka.bootstrap_servers",
                   [](auto& c) { c.mutable_kafka()->clear_bootstrap_servers(); }},
         BadConfig{"municipality", [](auto& c) { c.set_municipality("751"); }},

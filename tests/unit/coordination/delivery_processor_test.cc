@@ -434,5 +434,48 @@ TEST_F(DeliveryProcessorTest, UnrecordableDerivedEventDoesNotBlockDelivery) {
   EXPECT_THAT(publisher_.records(), SizeIs(2));
 }
 
+TEST_F(DeliveryProcessorTest, PoisonRecordsGoToTheDeadLetterTopicWithTheirReasonAndSource) {
+  options_.dead_letter_topic = "dead-letters";
+  MakeProcessor();
+  Record garbage;
+  garbage.topic = kCanonicalTopic;
+  garbage.partition = 2;
+  garbage.offset = 41;
+  garbage.key = "k";
+  garbage.value = "not a case event";
+  garbage.headers = {{"content-type", "application/protobuf"}};
+  const Record unknown_recipient = CanonicalRecord(RoleEvent("r1", ROLE_MENTOR, "nobody"));
+
+  ASSERT_THAT(processor_->Process(garbage), IsOk());
+  ASSERT_THAT(processor_->Process(unknown_recipient), IsOk());
+
+  ASSERT_THAT(publisher_.records(), SizeIs(2));
+  const Record first = publisher_.records()[0];
+  EXPECT_EQ(first.topic, "dead-letters");
+  EXPECT_EQ(first.key, "k");
+  EXPECT_EQ(first.value, "not a case event");  // the original bytes, untouched
+  EXPECT_EQ(first.HeaderValue("content-type"), "application/protobuf");
+  EXPECT_THAT(first.HeaderValue(kDeadLetterReasonHeader).value_or(""), Not(IsEmpty()));
+  EXPECT_EQ(first.HeaderValue(kDeadLetterSourceHeader), kCanonicalTopic + std::string("/2/41"));
+  EXPECT_EQ(first.HeaderValue(kDeadLetterConsumerHeader), "coordination-0751");
+  EXPECT_EQ(publisher_.records()[1].HeaderValue(kDeadLetterReasonHeader),
+            "role event for a recipient that is not configured");
+  EXPECT_EQ(processor_->stats().dead_lettered, 2);
+}
+
+TEST_F(DeliveryProcessorTest, APoisonRecordIsNotCommittedUntilItsDeadLetterCopyIsDurable) {
+  options_.dead_letter_topic = "dead-letters";
+  MakeProcessor();
+  Record garbage;
+  garbage.topic = kCanonicalTopic;
+  garbage.value = "not a case event";
+  publisher_.FailNext(absl::UnavailableError("broker down"));
+
+  EXPECT_THAT(processor_->Process(garbage), Not(IsOk()));  // retried, not skipped
+  EXPECT_EQ(processor_->stats().dead_lettered, 0);
+  EXPECT_THAT(processor_->Process(garbage), IsOk());
+  EXPECT_EQ(processor_->stats().dead_lettered, 1);
+}
+
 }  // namespace
 }  // namespace casebridge::coordination
