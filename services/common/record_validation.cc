@@ -124,9 +124,11 @@ absl::Status ValidateRecordContext(const casebridge::recording::v1::RecordContex
     if (context.supersedes().event_id().empty()) {
       return Invalid("context.supersedes.event_id", "required");
     }
-    if (context.supersedes().kind() == casebridge::events::v1::Supersession::KIND_UNSPECIFIED ||
-        !casebridge::events::v1::Supersession::Kind_IsValid(context.supersedes().kind())) {
+    if (context.supersedes().kind() == casebridge::events::v1::Supersession::KIND_UNSPECIFIED) {
       return Invalid("context.supersedes.kind", "required (correction or cancellation)");
+    }
+    if (!casebridge::events::v1::Supersession::Kind_IsValid(context.supersedes().kind())) {
+      return Invalid("context.supersedes.kind", "unknown value");
     }
   }
   return absl::OkStatus();
@@ -203,8 +205,11 @@ absl::Status ValidateNewAppointment(const Appointment& appointment, const std::s
   }
   for (int i = 0; i < appointment.attendees_size(); ++i) {
     const auto role = appointment.attendees(i).role();
-    if (role == casebridge::common::v1::ROLE_UNSPECIFIED || !casebridge::common::v1::Role_IsValid(role)) {
+    if (role == casebridge::common::v1::ROLE_UNSPECIFIED) {
       return Invalid(absl::StrCat(field, ".attendees[", i, "].role"), "required");
+    }
+    if (!casebridge::common::v1::Role_IsValid(role)) {
+      return Invalid(absl::StrCat(field, ".attendees[", i, "].role"), "unknown value");
     }
   }
   return absl::OkStatus();
@@ -231,8 +236,10 @@ absl::Status ValidateReferralStep(const casebridge::events::v1::Referral& referr
   if (sent && !referral.has_offer()) return Invalid(field + ".offer", "required when sending");
   auto validate_unit = [&](bool present, const casebridge::common::v1::Unit& unit,
                            const char* name) -> absl::Status {
-    if (present && unit.id().empty()) {
-      return Invalid(absl::StrCat(field, ".", name, ".id"), "required");
+    if (!present) return absl::OkStatus();
+    if (unit.id().empty()) return Invalid(absl::StrCat(field, ".", name, ".id"), "required");
+    if (!casebridge::common::v1::Administration_IsValid(unit.administration())) {
+      return Invalid(absl::StrCat(field, ".", name, ".administration"), "unknown value");
     }
     return absl::OkStatus();
   };
