@@ -21,15 +21,6 @@ absl::Time ToTime(const google::protobuf::Timestamp& t) {
   return ToAbslTime(t);
 }
 
-absl::Status ValidateTimestamp(const google::protobuf::Timestamp& t, const std::string& field) {
-  // RFC 3339 range (0001-01-01 to 9999-12-31), nanos within a second.
-  if (t.seconds() < -62135596800LL || t.seconds() > 253402300799LL || t.nanos() < 0 ||
-      t.nanos() > 999999999) {
-    return Invalid(field, "not a valid timestamp");
-  }
-  return absl::OkStatus();
-}
-
 absl::Status ValidateOffer(const casebridge::events::v1::Offer& offer, const std::string& field) {
   if (offer.code().empty()) return Invalid(field + ".code", "required");
   if (!casebridge::common::v1::Administration_IsValid(offer.administration())) {
@@ -54,6 +45,15 @@ absl::Status ValidateLegalReference(const casebridge::common::v1::LegalReference
 }
 
 }  // namespace
+
+absl::Status ValidateTimestamp(const google::protobuf::Timestamp& t, const std::string& field) {
+  // RFC 3339 range (0001-01-01 to 9999-12-31), nanos within a second.
+  if (t.seconds() < -62135596800LL || t.seconds() > 253402300799LL || t.nanos() < 0 ||
+      t.nanos() > 999999999) {
+    return Invalid(field, "not a valid timestamp");
+  }
+  return absl::OkStatus();
+}
 
 absl::Status ValidateIdempotencyKey(const std::string& key, const std::string& field) {
   if (key.empty()) return Invalid(field, "required");

@@ -711,6 +711,37 @@ TEST(ToRecordResponseTest, CarriesTheEventsIdentity) {
 }
 
 // ---------------------------------------------------------------------------
+// Timestamps: what every consumer's protobuf library can convert (found by
+// recording_request_fuzzer: a rescheduled appointment in the year 11476
+// reached the published event; docs/fuzzing.md).
+
+TEST(ValidateTimestampTest, AcceptsRfc3339sRange) {
+  google::protobuf::Timestamp t;
+  t.set_seconds(-62135596800LL);  // 0001-01-01T00:00:00Z
+  EXPECT_OK(ValidateTimestamp(t, "start"));
+  t.set_seconds(253402300799LL);  // 9999-12-31T23:59:59Z
+  t.set_nanos(999999999);
+  EXPECT_OK(ValidateTimestamp(t, "start"));
+}
+
+TEST(ValidateTimestampTest, RefusesBeyondTheRangeNamingTheField) {
+  google::protobuf::Timestamp t;
+  t.set_seconds(300000000000LL);  // the year 11476
+  EXPECT_THAT(ValidateTimestamp(t, "start"),
+              StatusIs(absl::StatusCode::kInvalidArgument, "start: not a valid timestamp"));
+  t.set_seconds(-62135596801LL);
+  EXPECT_THAT(ValidateTimestamp(t, "end"), StatusIs(absl::StatusCode::kInvalidArgument,
+                                                    "end: not a valid timestamp"));
+  t.set_seconds(0);
+  t.set_nanos(-1);
+  EXPECT_THAT(ValidateTimestamp(t, "end"), StatusIs(absl::StatusCode::kInvalidArgument,
+                                                    HasSubstr("end: not a valid timestamp")));
+  t.set_nanos(1000000000);
+  EXPECT_THAT(ValidateTimestamp(t, "end"), StatusIs(absl::StatusCode::kInvalidArgument,
+                                                    HasSubstr("end: not a valid timestamp")));
+}
+
+// ---------------------------------------------------------------------------
 // Unknown enum values. proto3 enums are open: a client with a newer or
 // broken schema can send any number, and it parses. Every enum field of a
 // valid request, set to a number its enum does not define, must be refused
