@@ -323,6 +323,9 @@ void ApplyContext(const casebridge::recording::v1::RecordContext& context,
                             ? casebridge::events::v1::SENSITIVITY_ORDINARY
                             : context.sensitivity());
   if (context.has_supersedes()) *event.mutable_supersedes() = context.supersedes();
+  // The payload was copied from the request: fields this schema does not
+  // know were never validated and must not reach the recipients.
+  event.DiscardUnknownFields();
 }
 
 casebridge::recording::v1::RecordResponse ToRecordResponse(const RecordOutcome& outcome) {

@@ -71,7 +71,9 @@ absl::Status ValidateReferralStep(const casebridge::events::v1::Referral& referr
 std::string RequestFingerprint(const google::protobuf::Message& request, const std::string& subject);
 
 // Copies the context's actor, occurred-at, legal basis, sensitivity
-// (default ORDINARY) and supersession into `event`.
+// (default ORDINARY) and supersession into `event`, and drops from `event`
+// every field unknown to this schema (e.g. a newer client's or arbitrary
+// bytes in a request's payload), which nothing has validated.
 void ApplyContext(const casebridge::recording::v1::RecordContext& context,
                   casebridge::events::v1::CaseEvent& event);
 

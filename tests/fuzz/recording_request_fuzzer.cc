@@ -14,13 +14,15 @@
 //   * an accepted request holds no unknown enum value (proto3 enums are
 //     open: any number parses) and published exactly one record, which
 //     decodes as the coordination consumer decodes it, has a CloudEvents
-//     type, and only valid timestamps (RFC 3339's range, which every
+//     type, no fields unknown to the schema (a caller's unvalidated bytes
+//     must not reach the recipients), and only valid timestamps (RFC 3339's range, which every
 //     consumer's protobuf library can convert).
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -123,6 +125,28 @@ std::string UnknownEnumField(const google::protobuf::Message& message, const std
   return "";
 }
 
+// The path of the first message in `message` (itself: "") that carries
+// fields unknown to the schema, or nullopt if none does.
+std::optional<std::string> UnknownFieldsAt(const google::protobuf::Message& message,
+                                           const std::string& path) {
+  const google::protobuf::Reflection& reflection = *message.GetReflection();
+  if (!reflection.GetUnknownFields(message).empty()) return path;
+  std::vector<const google::protobuf::FieldDescriptor*> fields;
+  reflection.ListFields(message, &fields);
+  for (const google::protobuf::FieldDescriptor* field : fields) {
+    if (field->type() != google::protobuf::FieldDescriptor::TYPE_MESSAGE) continue;
+    const std::string name = path.empty() ? field->name() : path + "." + field->name();
+    const int count = field->is_repeated() ? reflection.FieldSize(message, field) : 1;
+    for (int i = 0; i < count; ++i) {
+      const google::protobuf::Message& sub = field->is_repeated()
+                                                 ? reflection.GetRepeatedMessage(message, field, i)
+                                                 : reflection.GetMessage(message, field);
+      if (auto at = UnknownFieldsAt(sub, name); at.has_value()) return at;
+    }
+  }
+  return std::nullopt;
+}
+
 // The path of the first google.protobuf.Timestamp in `message` outside
 // RFC 3339's range (0001-01-01 to 9999-12-31) or with nanos outside a
 // second, or "" if there is none.
@@ -197,6 +221,9 @@ void Call(Service& service, const uint8_t* bytes, size_t size, const Rpc& rpc) {
   if (!event.ok()) Fail("the published record does not decode", event.status());
   if (event->type().empty()) Fail("the published event has no type", {});
   if (event->id() != response->event_id()) Fail("the event id differs from the answer's", {});
+  if (const auto at = UnknownFieldsAt(*event, ""); at.has_value()) {
+    Fail("the published event carries unknown fields", absl::InvalidArgumentError(*at));
+  }
   if (const std::string field = InvalidTimestampField(*event, ""); !field.empty()) {
     Fail("the published event has an invalid timestamp", absl::InvalidArgumentError(field));
   }

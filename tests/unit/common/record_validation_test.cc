@@ -693,6 +693,31 @@ TEST(ApplyContextTest, KeepsAGivenSensitivity) {
   EXPECT_EQ(event.sensitivity(), events::v1::SENSITIVITY_CONFIDENTIAL);
 }
 
+// Found by recording_request_fuzzer: bytes of fields unknown to the schema
+// in a request's payload were copied into the published event.
+TEST(ApplyContextTest, DropsFieldsUnknownToTheSchema) {
+  RecordDecisionRequest request = ValidRefusal();
+  request.mutable_context()->mutable_actor()->GetReflection()->MutableUnknownFields(
+      request.mutable_context()->mutable_actor())->AddLengthDelimited(99, "0101901234");
+  events::v1::Decision& decision = *request.mutable_decision();
+  decision.GetReflection()->MutableUnknownFields(&decision)->AddVarint(99, 7);
+  decision.mutable_offer()->GetReflection()->MutableUnknownFields(decision.mutable_offer())
+      ->AddLengthDelimited(42, "personal data");
+  events::v1::CaseEvent event;
+  *event.mutable_decision() = request.decision();
+  ApplyContext(request.context(), event);
+
+  const auto unknown = [](const google::protobuf::Message& m) {
+    return m.GetReflection()->GetUnknownFields(m).field_count();
+  };
+  EXPECT_EQ(unknown(event.actor()), 0);
+  EXPECT_EQ(unknown(event.decision()), 0);
+  EXPECT_EQ(unknown(event.decision().offer()), 0);
+  EXPECT_EQ(event.decision().offer().code(), "LAB-mentor");
+  EXPECT_THAT(event.SerializeAsString(), Not(HasSubstr("personal data")));
+  EXPECT_THAT(event.SerializeAsString(), Not(HasSubstr("0101901234")));
+}
+
 TEST(ToRecordResponseTest, CarriesTheEventsIdentity) {
   RecordOutcome outcome;
   outcome.event.set_id("0b3f5a2c-8d41-8e7a-9c10-5f2b7e4d1a60");
