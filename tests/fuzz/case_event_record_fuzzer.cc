@@ -87,7 +87,9 @@ void AfterDecoding(const CaseEvent& event) {
   // Re-encoded (as on a party topic), it decodes again.
   const Record again = casebridge::kafka::CaseEventRecord("casebridge.party.x.v1", event);
   const absl::StatusOr<CaseEvent> redecoded = casebridge::kafka::DecodeCaseEventRecord(again);
-  if (!redecoded.ok()) Fail("a decoded event does not decode after re-encoding", redecoded.status());
+  if (!redecoded.ok()) {
+    Fail("a decoded event does not decode after re-encoding", redecoded.status());
+  }
 
   coordination::CaseHistory history;
   history.holders = coordination::HoldersAfter(SampleHolders(), event);

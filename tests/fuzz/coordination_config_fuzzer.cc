@@ -89,7 +89,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     return 0;
   }
   if (!routing.ok()) Fail("invalid routing in a valid config", routing);
-  if (coordination::RecipientTopics(config).size() != static_cast<size_t>(config.recipients_size())) {
+  const size_t recipients = static_cast<size_t>(config.recipients_size());
+  if (coordination::RecipientTopics(config).size() != recipients) {
     Fail("recipient topics are not one per recipient", valid);
   }
   if (coordination::WatchdogInterval(config) <= absl::ZeroDuration()) {

@@ -116,9 +116,9 @@ std::string UnknownEnumField(const google::protobuf::Message& message, const std
                                                 : reflection.GetEnumValue(message, field);
         if (field->enum_type()->FindValueByNumber(number) == nullptr) return item;
       } else if (field->type() == google::protobuf::FieldDescriptor::TYPE_MESSAGE) {
-        const google::protobuf::Message& sub = field->is_repeated()
-                                                   ? reflection.GetRepeatedMessage(message, field, i)
-                                                   : reflection.GetMessage(message, field);
+        const google::protobuf::Message& sub =
+            field->is_repeated() ? reflection.GetRepeatedMessage(message, field, i)
+                                 : reflection.GetMessage(message, field);
         if (std::string unknown = UnknownEnumField(sub, item); !unknown.empty()) return unknown;
       }
     }
@@ -139,9 +139,9 @@ std::optional<std::string> UnknownFieldsAt(const google::protobuf::Message& mess
     const std::string name = path.empty() ? field->name() : path + "." + field->name();
     const int count = field->is_repeated() ? reflection.FieldSize(message, field) : 1;
     for (int i = 0; i < count; ++i) {
-      const google::protobuf::Message& sub = field->is_repeated()
-                                                 ? reflection.GetRepeatedMessage(message, field, i)
-                                                 : reflection.GetMessage(message, field);
+      const google::protobuf::Message& sub =
+          field->is_repeated() ? reflection.GetRepeatedMessage(message, field, i)
+                               : reflection.GetMessage(message, field);
       if (auto at = UnknownFieldsAt(sub, name); at.has_value()) return at;
     }
   }
@@ -151,7 +151,8 @@ std::optional<std::string> UnknownFieldsAt(const google::protobuf::Message& mess
 // The path of the first google.protobuf.Timestamp in `message` outside
 // RFC 3339's range (0001-01-01 to 9999-12-31) or with nanos outside a
 // second, or "" if there is none.
-std::string InvalidTimestampField(const google::protobuf::Message& message, const std::string& path) {
+std::string InvalidTimestampField(const google::protobuf::Message& message,
+                                  const std::string& path) {
   if (message.GetDescriptor() == google::protobuf::Timestamp::descriptor()) {
     const auto& t = static_cast<const google::protobuf::Timestamp&>(message);
     const bool valid = t.seconds() >= -62135596800LL && t.seconds() <= 253402300799LL &&
@@ -166,9 +167,9 @@ std::string InvalidTimestampField(const google::protobuf::Message& message, cons
     const std::string name = path.empty() ? field->name() : path + "." + field->name();
     const int count = field->is_repeated() ? reflection.FieldSize(message, field) : 1;
     for (int i = 0; i < count; ++i) {
-      const google::protobuf::Message& sub = field->is_repeated()
-                                                 ? reflection.GetRepeatedMessage(message, field, i)
-                                                 : reflection.GetMessage(message, field);
+      const google::protobuf::Message& sub =
+          field->is_repeated() ? reflection.GetRepeatedMessage(message, field, i)
+                               : reflection.GetMessage(message, field);
       if (std::string bad = InvalidTimestampField(sub, name); !bad.empty()) return bad;
     }
   }
@@ -271,7 +272,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         // published event. Until CaseSystemCore checks them, what that check
         // would refuse is refused here, so that the invariants keep guarding
         // everything else. Remove with the fix.
-        if (!ValidateTimestamp(r.start(), "start").ok() || !ValidateTimestamp(r.end(), "end").ok()) {
+        if (!ValidateTimestamp(r.start(), "start").ok() ||
+            !ValidateTimestamp(r.end(), "end").ok()) {
           return absl::StatusOr<rec::RecordResponse>(absl::InvalidArgumentError("start/end"));
         }
         return core.RescheduleAppointment(r, no_deadline);

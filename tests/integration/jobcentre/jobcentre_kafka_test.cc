@@ -453,7 +453,8 @@ TEST_F(JobCentreBadInputTest, UnparsableRequestBytesAreRefusedAndChangeNothing) 
   for (const std::string& bytes : malformed) {
     // gRPC answers a request it cannot deserialise itself, before the
     // service sees it: INTERNAL (grpcpp's GenericDeserialize).
-    EXPECT_THAT(CallWithBytes(method, bytes), GrpcStatusIs(grpc::StatusCode::INTERNAL, ::testing::_))
+    EXPECT_THAT(CallWithBytes(method, bytes),
+                GrpcStatusIs(grpc::StatusCode::INTERNAL, ::testing::_))
         << "request of " << bytes.size() << " bytes";
   }
   // The same way, well-formed bytes reach the service and its validation.
@@ -584,7 +585,8 @@ TEST_F(JobCentreBadInputTest, FieldsUnknownToTheSchemaAreNotPublished) {
   EXPECT_THAT(records[0].value, Not(HasSubstr("unvalidated text")));
   absl::StatusOr<CaseEvent> event = kafka::DecodeCaseEventRecord(records[0]);
   ASSERT_OK(event);
-  EXPECT_EQ(event->decision().GetReflection()->GetUnknownFields(event->decision()).field_count(), 0);
+  const events::v1::Decision& published = event->decision();
+  EXPECT_EQ(published.GetReflection()->GetUnknownFields(published).field_count(), 0);
   EXPECT_EQ(event->decision().offer().code(), "LAB-mentor");
 }
 
