@@ -21,15 +21,6 @@ absl::Time ToTime(const google::protobuf::Timestamp& t) {
   return ToAbslTime(t);
 }
 
-absl::Status ValidateTimestamp(const google::protobuf::Timestamp& t, const std::string& field) {
-  // RFC 3339 range (0001-01-01 to 9999-12-31), nanos within a second.
-  if (t.seconds() < -62135596800LL || t.seconds() > 253402300799LL || t.nanos() < 0 ||
-      t.nanos() > 999999999) {
-    return Invalid(field, "not a valid timestamp");
-  }
-  return absl::OkStatus();
-}
-
 absl::Status ValidateOffer(const casebridge::events::v1::Offer& offer, const std::string& field) {
   if (offer.code().empty()) return Invalid(field + ".code", "required");
   if (!casebridge::common::v1::Administration_IsValid(offer.administration())) {
@@ -54,6 +45,15 @@ absl::Status ValidateLegalReference(const casebridge::common::v1::LegalReference
 }
 
 }  // namespace
+
+absl::Status ValidateTimestamp(const google::protobuf::Timestamp& t, const std::string& field) {
+  // RFC 3339 range (0001-01-01 to 9999-12-31), nanos within a second.
+  if (t.seconds() < -62135596800LL || t.seconds() > 253402300799LL || t.nanos() < 0 ||
+      t.nanos() > 999999999) {
+    return Invalid(field, "not a valid timestamp");
+  }
+  return absl::OkStatus();
+}
 
 absl::Status ValidateIdempotencyKey(const std::string& key, const std::string& field) {
   if (key.empty()) return Invalid(field, "required");
@@ -124,9 +124,11 @@ absl::Status ValidateRecordContext(const casebridge::recording::v1::RecordContex
     if (context.supersedes().event_id().empty()) {
       return Invalid("context.supersedes.event_id", "required");
     }
-    if (context.supersedes().kind() == casebridge::events::v1::Supersession::KIND_UNSPECIFIED ||
-        !casebridge::events::v1::Supersession::Kind_IsValid(context.supersedes().kind())) {
+    if (context.supersedes().kind() == casebridge::events::v1::Supersession::KIND_UNSPECIFIED) {
       return Invalid("context.supersedes.kind", "required (correction or cancellation)");
+    }
+    if (!casebridge::events::v1::Supersession::Kind_IsValid(context.supersedes().kind())) {
+      return Invalid("context.supersedes.kind", "unknown value");
     }
   }
   return absl::OkStatus();
@@ -203,8 +205,11 @@ absl::Status ValidateNewAppointment(const Appointment& appointment, const std::s
   }
   for (int i = 0; i < appointment.attendees_size(); ++i) {
     const auto role = appointment.attendees(i).role();
-    if (role == casebridge::common::v1::ROLE_UNSPECIFIED || !casebridge::common::v1::Role_IsValid(role)) {
+    if (role == casebridge::common::v1::ROLE_UNSPECIFIED) {
       return Invalid(absl::StrCat(field, ".attendees[", i, "].role"), "required");
+    }
+    if (!casebridge::common::v1::Role_IsValid(role)) {
+      return Invalid(absl::StrCat(field, ".attendees[", i, "].role"), "unknown value");
     }
   }
   return absl::OkStatus();
@@ -231,8 +236,10 @@ absl::Status ValidateReferralStep(const casebridge::events::v1::Referral& referr
   if (sent && !referral.has_offer()) return Invalid(field + ".offer", "required when sending");
   auto validate_unit = [&](bool present, const casebridge::common::v1::Unit& unit,
                            const char* name) -> absl::Status {
-    if (present && unit.id().empty()) {
-      return Invalid(absl::StrCat(field, ".", name, ".id"), "required");
+    if (!present) return absl::OkStatus();
+    if (unit.id().empty()) return Invalid(absl::StrCat(field, ".", name, ".id"), "required");
+    if (!casebridge::common::v1::Administration_IsValid(unit.administration())) {
+      return Invalid(absl::StrCat(field, ".", name, ".administration"), "unknown value");
     }
     return absl::OkStatus();
   };
@@ -316,6 +323,9 @@ void ApplyContext(const casebridge::recording::v1::RecordContext& context,
                             ? casebridge::events::v1::SENSITIVITY_ORDINARY
                             : context.sensitivity());
   if (context.has_supersedes()) *event.mutable_supersedes() = context.supersedes();
+  // The payload was copied from the request: fields this schema does not
+  // know were never validated and must not reach the recipients.
+  event.DiscardUnknownFields();
 }
 
 casebridge::recording::v1::RecordResponse ToRecordResponse(const RecordOutcome& outcome) {

@@ -12,6 +12,7 @@
 #include "casebridge/events/v1/case_event.pb.h"
 #include "casebridge/recording/v1/recording.pb.h"
 #include "google/protobuf/message.h"
+#include "google/protobuf/timestamp.pb.h"
 #include "services/common/event_recorder.h"
 #include "services/common/pseudonym.h"
 
@@ -24,6 +25,11 @@ struct ResolvedCase {
   // empty. Personal data: passed to the vendor adapter only.
   std::string cpr;
 };
+
+// Validates a timestamp: within RFC 3339's range (0001-01-01 to
+// 9999-12-31, what every consumer's protobuf library can convert), nanos
+// within a second.
+absl::Status ValidateTimestamp(const google::protobuf::Timestamp& t, const std::string& field);
 
 // Validates an idempotency key: 1–128 characters from [A-Za-z0-9._:-].
 absl::Status ValidateIdempotencyKey(const std::string& key, const std::string& field);
@@ -65,7 +71,9 @@ absl::Status ValidateReferralStep(const casebridge::events::v1::Referral& referr
 std::string RequestFingerprint(const google::protobuf::Message& request, const std::string& subject);
 
 // Copies the context's actor, occurred-at, legal basis, sensitivity
-// (default ORDINARY) and supersession into `event`.
+// (default ORDINARY) and supersession into `event`, and drops from `event`
+// every field unknown to this schema (e.g. a newer client's or arbitrary
+// bytes in a request's payload), which nothing has validated.
 void ApplyContext(const casebridge::recording::v1::RecordContext& context,
                   casebridge::events::v1::CaseEvent& event);
 

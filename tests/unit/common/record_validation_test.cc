@@ -4,8 +4,11 @@
 #include <memory>
 #include <ostream>
 #include <string>
+#include <vector>
 
 #include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "absl/time/time.h"
 #include "casebridge/recording/v1/recording.pb.h"
 #include "gmock/gmock.h"
@@ -690,6 +693,31 @@ TEST(ApplyContextTest, KeepsAGivenSensitivity) {
   EXPECT_EQ(event.sensitivity(), events::v1::SENSITIVITY_CONFIDENTIAL);
 }
 
+// Found by recording_request_fuzzer: bytes of fields unknown to the schema
+// in a request's payload were copied into the published event.
+TEST(ApplyContextTest, DropsFieldsUnknownToTheSchema) {
+  RecordDecisionRequest request = ValidRefusal();
+  request.mutable_context()->mutable_actor()->GetReflection()->MutableUnknownFields(
+      request.mutable_context()->mutable_actor())->AddLengthDelimited(99, "0101901234");
+  events::v1::Decision& decision = *request.mutable_decision();
+  decision.GetReflection()->MutableUnknownFields(&decision)->AddVarint(99, 7);
+  decision.mutable_offer()->GetReflection()->MutableUnknownFields(decision.mutable_offer())
+      ->AddLengthDelimited(42, "personal data");
+  events::v1::CaseEvent event;
+  *event.mutable_decision() = request.decision();
+  ApplyContext(request.context(), event);
+
+  const auto unknown = [](const google::protobuf::Message& m) {
+    return m.GetReflection()->GetUnknownFields(m).field_count();
+  };
+  EXPECT_EQ(unknown(event.actor()), 0);
+  EXPECT_EQ(unknown(event.decision()), 0);
+  EXPECT_EQ(unknown(event.decision().offer()), 0);
+  EXPECT_EQ(event.decision().offer().code(), "LAB-mentor");
+  EXPECT_THAT(event.SerializeAsString(), Not(HasSubstr("personal data")));
+  EXPECT_THAT(event.SerializeAsString(), Not(HasSubstr("0101901234")));
+}
+
 TEST(ToRecordResponseTest, CarriesTheEventsIdentity) {
   RecordOutcome outcome;
   outcome.event.set_id("0b3f5a2c-8d41-8e7a-9c10-5f2b7e4d1a60");
@@ -705,6 +733,152 @@ TEST(ToRecordResponseTest, CarriesTheEventsIdentity) {
   EXPECT_EQ(response.recorded_at().seconds(), kNowSeconds);
   EXPECT_EQ(response.record_id(), "D-000007");
   EXPECT_TRUE(response.replayed());
+}
+
+// ---------------------------------------------------------------------------
+// Timestamps: what every consumer's protobuf library can convert (found by
+// recording_request_fuzzer: a rescheduled appointment in the year 11476
+// reached the published event; docs/fuzzing.md).
+
+TEST(ValidateTimestampTest, AcceptsRfc3339sRange) {
+  google::protobuf::Timestamp t;
+  t.set_seconds(-62135596800LL);  // 0001-01-01T00:00:00Z
+  EXPECT_OK(ValidateTimestamp(t, "start"));
+  t.set_seconds(253402300799LL);  // 9999-12-31T23:59:59Z
+  t.set_nanos(999999999);
+  EXPECT_OK(ValidateTimestamp(t, "start"));
+}
+
+TEST(ValidateTimestampTest, RefusesBeyondTheRangeNamingTheField) {
+  google::protobuf::Timestamp t;
+  t.set_seconds(300000000000LL);  // the year 11476
+  EXPECT_THAT(ValidateTimestamp(t, "start"),
+              StatusIs(absl::StatusCode::kInvalidArgument, "start: not a valid timestamp"));
+  t.set_seconds(-62135596801LL);
+  EXPECT_THAT(ValidateTimestamp(t, "end"), StatusIs(absl::StatusCode::kInvalidArgument,
+                                                    "end: not a valid timestamp"));
+  t.set_seconds(0);
+  t.set_nanos(-1);
+  EXPECT_THAT(ValidateTimestamp(t, "end"), StatusIs(absl::StatusCode::kInvalidArgument,
+                                                    HasSubstr("end: not a valid timestamp")));
+  t.set_nanos(1000000000);
+  EXPECT_THAT(ValidateTimestamp(t, "end"), StatusIs(absl::StatusCode::kInvalidArgument,
+                                                    HasSubstr("end: not a valid timestamp")));
+}
+
+// ---------------------------------------------------------------------------
+// Unknown enum values. proto3 enums are open: a client with a newer or
+// broken schema can send any number, and it parses. Every enum field of a
+// valid request, set to a number its enum does not define, must be refused
+// naming that field (found by recording_request_fuzzer, docs/fuzzing.md).
+
+// The paths of the enum fields in `message`, as validation messages write
+// them ("decision.alternatives[0].offer.administration"): every enum field
+// of every present message, repeated ones by index.
+void EnumPaths(const google::protobuf::Message& message, const std::string& path,
+               std::vector<std::string>& paths) {
+  const google::protobuf::Descriptor& descriptor = *message.GetDescriptor();
+  const google::protobuf::Reflection& reflection = *message.GetReflection();
+  for (int f = 0; f < descriptor.field_count(); ++f) {
+    const google::protobuf::FieldDescriptor* field = descriptor.field(f);
+    const std::string name = path.empty() ? field->name() : absl::StrCat(path, ".", field->name());
+    if (field->is_repeated()) {
+      for (int i = 0; i < reflection.FieldSize(message, field); ++i) {
+        const std::string item = absl::StrCat(name, "[", i, "]");
+        if (field->type() == google::protobuf::FieldDescriptor::TYPE_ENUM) paths.push_back(item);
+        if (field->type() == google::protobuf::FieldDescriptor::TYPE_MESSAGE) {
+          EnumPaths(reflection.GetRepeatedMessage(message, field, i), item, paths);
+        }
+      }
+    } else if (field->type() == google::protobuf::FieldDescriptor::TYPE_ENUM) {
+      paths.push_back(name);
+    } else if (field->type() == google::protobuf::FieldDescriptor::TYPE_MESSAGE &&
+               reflection.HasField(message, field)) {
+      EnumPaths(reflection.GetMessage(message, field), name, paths);
+    }
+  }
+}
+
+// Sets the enum at `path` (as `EnumPaths` writes it) to `number`.
+void SetEnumAt(google::protobuf::Message& message, const std::string& path, int number) {
+  google::protobuf::Message* holder = &message;
+  const std::vector<std::string> parts = absl::StrSplit(path, '.');
+  for (size_t p = 0; p < parts.size(); ++p) {
+    std::string name = parts[p];
+    int index = -1;
+    if (const size_t bracket = name.find('['); bracket != std::string::npos) {
+      index = std::stoi(name.substr(bracket + 1));
+      name.resize(bracket);
+    }
+    const google::protobuf::FieldDescriptor* field = holder->GetDescriptor()->FindFieldByName(name);
+    ASSERT_NE(field, nullptr) << path;
+    const google::protobuf::Reflection& reflection = *holder->GetReflection();
+    if (p + 1 == parts.size()) {
+      if (index >= 0) {
+        reflection.SetRepeatedEnumValue(holder, field, index, number);
+      } else {
+        reflection.SetEnumValue(holder, field, number);
+      }
+      return;
+    }
+    holder = index >= 0 ? reflection.MutableRepeatedMessage(holder, field, index)
+                        : reflection.MutableMessage(holder, field);
+  }
+}
+
+// Refuses `valid` with every enum set to 99 in turn, naming the field.
+template <typename Message>
+void ExpectEveryUnknownEnumRefused(const Message& valid,
+                                   const std::function<absl::Status(const Message&)>& validate) {
+  ASSERT_OK(validate(valid));
+  std::vector<std::string> paths;
+  EnumPaths(valid, "", paths);
+  ASSERT_FALSE(paths.empty());
+  for (const std::string& path : paths) {
+    SCOPED_TRACE(path);
+    Message bad = valid;
+    SetEnumAt(bad, path, 99);
+    const absl::Status status = validate(bad);
+    EXPECT_THAT(status, StatusIs(absl::StatusCode::kInvalidArgument, StartsWith(path + ": ")));
+    // The caller set it: "required" would mislead.
+    EXPECT_THAT(status.message(), Not(HasSubstr("required")));
+  }
+}
+
+TEST(UnknownEnumTest, EveryEnumOfADecisionIsChecked) {
+  ExpectEveryUnknownEnumRefused<RecordDecisionRequest>(
+      ValidRefusal(), [](const RecordDecisionRequest& r) { return Validate(r); });
+}
+
+TEST(UnknownEnumTest, EveryEnumOfABookingIsChecked) {
+  BookAppointmentRequest booking = ValidBooking();
+  booking.mutable_appointment()->add_attendees()->set_role(common::v1::ROLE_MENTOR);
+  booking.mutable_context()->mutable_supersedes()->set_event_id("e-1");
+  booking.mutable_context()->mutable_supersedes()->set_kind(
+      events::v1::Supersession::KIND_CORRECTION);
+  ExpectEveryUnknownEnumRefused<BookAppointmentRequest>(
+      booking, [](const BookAppointmentRequest& r) { return Validate(r); });
+}
+
+TEST(UnknownEnumTest, EveryEnumOfEveryReferralStepIsChecked) {
+  for (const auto status :
+       {events::v1::REFERRAL_STATUS_SENT, events::v1::REFERRAL_STATUS_ASSESSED,
+        events::v1::REFERRAL_STATUS_FORWARDED, events::v1::REFERRAL_STATUS_REFUSED}) {
+    SCOPED_TRACE(events::v1::ReferralStatus_Name(status));
+    recording::v1::RecordReferralStepRequest request;
+    FillContext(*request.mutable_context());
+    events::v1::Referral& step = *request.mutable_referral();
+    step = ValidStep(status);
+    step.mutable_from_unit()->set_id("0751-jobcenter-rf");
+    if (step.has_assessment()) {
+      step.mutable_assessment()->add_alternatives()->mutable_offer()->set_code("SUL-140");
+    }
+    ExpectEveryUnknownEnumRefused<recording::v1::RecordReferralStepRequest>(
+        request, [](const recording::v1::RecordReferralStepRequest& r) -> absl::Status {
+          RETURN_IF_ERROR(ValidateRecordContext(r.context(), false, kNow));
+          return ValidateReferralStep(r.referral(), "referral");
+        });
+  }
 }
 
 }  // namespace
