@@ -2,6 +2,7 @@
 
 #include <openssl/sha.h>
 
+#include <algorithm>
 #include <optional>
 
 #include "absl/strings/str_cat.h"
@@ -29,6 +30,7 @@ CREATE TABLE IF NOT EXISTS ledger (
   published       INTEGER NOT NULL DEFAULT 0,
   UNIQUE (subject, sequence)
 );
+CREATE INDEX IF NOT EXISTS ledger_pending ON ledger (subject, sequence) WHERE published = 0;
 )sql";
 
 std::string Sha256(const std::string& bytes) {
@@ -108,10 +110,27 @@ absl::Status EventRecorder::AwaitAndMark(InFlight& record) {
               std::future_status::ready
           ? record.outcome.get()
           : absl::DeadlineExceededError("timeout");
-  std::lock_guard<std::mutex> lock(mu_);
-  in_flight_keys_.erase(record.key);
-  if (!status.ok()) return NotDurable(status);
-  return MarkPublished(*db_, record.key);
+  absl::Status marked;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    in_flight_keys_.erase(record.key);
+    marked = status.ok() ? MarkPublished(*db_, record.key) : NotDurable(status);
+  }
+  in_flight_done_.notify_all();
+  // The event is pending now: the background drain takes it from here.
+  if (!marked.ok()) WakeDrain();
+  return marked;
+}
+
+absl::Status EventRecorder::AwaitOtherSender(const std::string& key, const char* busy) {
+  std::unique_lock<std::mutex> lock(mu_);
+  // The other sender waits for its verdict at most this long, too.
+  in_flight_done_.wait_for(
+      lock, absl::ToChronoMilliseconds(options_.delivery_timeout + absl::Seconds(3)),
+      [&] { return !in_flight_keys_.contains(key); });
+  ASSIGN_OR_RETURN(std::optional<LedgerEntry> now, FindEntry(*db_, key));
+  if (!now.has_value() || !now->published) return NotDurable(absl::UnavailableError(busy));
+  return absl::OkStatus();
 }
 
 absl::StatusOr<std::optional<std::string>> EventRecorder::FirstPendingLocked(
@@ -167,12 +186,10 @@ absl::StatusOr<RecordOutcome> EventRecorder::Record(
       // of the same subject, so that Kafka keeps the ledger's order.
       RETURN_IF_ERROR(
           PublishPendingInOrder(entry.event.subject(), entry.event.sequence()).status());
-      std::lock_guard<std::mutex> lock(mu_);
-      ASSIGN_OR_RETURN(std::optional<LedgerEntry> now, FindEntry(*db_, request.idempotency_key));
-      if (!now.has_value() || !now->published) {
-        // Another call with this key is publishing it right now.
-        return NotDurable(absl::UnavailableError("a call with this key is in progress"));
-      }
+      // Another call with this key (or the background drain) may be the
+      // one publishing it right now: wait for its verdict.
+      RETURN_IF_ERROR(
+          AwaitOtherSender(request.idempotency_key, "a call with this key is in progress"));
     }
     return RecordOutcome{entry.event, entry.record_id, /*replayed=*/true};
   };
@@ -246,13 +263,10 @@ absl::StatusOr<RecordOutcome> EventRecorder::Record(
   }
   if (earlier_pending) {
     RETURN_IF_ERROR(PublishPendingInOrder(request.subject, event.sequence()).status());
-    // Another call may have been the one to send this event: answer OK only
-    // once it is durable.
-    std::lock_guard<std::mutex> lock(mu_);
-    ASSIGN_OR_RETURN(std::optional<LedgerEntry> now, FindEntry(*db_, request.idempotency_key));
-    if (!now.has_value() || !now->published) {
-      return NotDurable(absl::UnavailableError("another call is publishing it"));
-    }
+    // Another call (or the background drain) may have been the one to send
+    // this event: answer OK only once it is durable, waiting for that
+    // sender's verdict.
+    RETURN_IF_ERROR(AwaitOtherSender(request.idempotency_key, "another call is publishing it"));
   } else {
     RETURN_IF_ERROR(AwaitAndMark(in_flight));
   }
@@ -315,6 +329,76 @@ absl::StatusOr<int> EventRecorder::DrainPending() {
   }
   if (count > 0) LogInfo("ledger drained", {{"events", std::to_string(count)}});
   return count;
+}
+
+absl::StatusOr<int64_t> EventRecorder::PendingCount() {
+  std::lock_guard<std::mutex> lock(mu_);
+  ASSIGN_OR_RETURN(sqlite::Statement count,
+                   db_->Prepare("SELECT COUNT(*) FROM ledger WHERE published = 0"));
+  ASSIGN_OR_RETURN(bool row, count.Step());
+  return row ? count.ColumnInt64(0) : 0;
+}
+
+EventRecorder::~EventRecorder() { StopBackgroundDrain(); }
+
+void EventRecorder::StartBackgroundDrain(DrainOptions options) {
+  std::lock_guard<std::mutex> lock(drain_mu_);
+  if (drainer_.joinable() || drain_stop_) return;
+  // The first pass runs at once: events left pending by an earlier run.
+  drain_wanted_ = true;
+  drainer_ = std::thread([this, options] { DrainLoop(options); });
+}
+
+void EventRecorder::StopBackgroundDrain() {
+  {
+    std::lock_guard<std::mutex> lock(drain_mu_);
+    drain_stop_ = true;
+  }
+  drain_cv_.notify_all();
+  if (drainer_.joinable()) drainer_.join();
+}
+
+void EventRecorder::WakeDrain() {
+  {
+    std::lock_guard<std::mutex> lock(drain_mu_);
+    drain_wanted_ = true;
+  }
+  drain_cv_.notify_all();
+}
+
+void EventRecorder::DrainLoop(DrainOptions options) {
+  const absl::Duration initial = std::max(options.initial_backoff, absl::Milliseconds(1));
+  const absl::Duration cap = std::max(options.max_backoff, initial);
+  absl::Duration backoff = initial;
+  bool failing = false;
+  while (true) {
+    {
+      std::unique_lock<std::mutex> lock(drain_mu_);
+      // After a failed pass: a pause that new failures cannot cut short
+      // (every call fails while Kafka is away). Idle: until a publish fails,
+      // or `cap` passes.
+      const absl::Duration pause = failing ? backoff : cap;
+      drain_cv_.wait_for(lock, absl::ToChronoMilliseconds(pause),
+                         [&] { return drain_stop_ || (!failing && drain_wanted_); });
+      if (drain_stop_) return;
+      drain_wanted_ = false;
+    }
+    absl::StatusOr<int> drained = DrainPending();
+    if (drained.ok()) {
+      failing = false;
+      backoff = initial;
+      continue;
+    }
+    if (!failing) {
+      LogWarning("ledger drain failed; retrying with backoff",
+                 {{"error", std::string(drained.status().message())},
+                  {"backoff_ms", std::to_string(absl::ToInt64Milliseconds(backoff))}});
+    }
+    // A pass that fails must not look like a success to the next wait: the
+    // failure of its own publish has set `drain_wanted_` again.
+    if (failing) backoff = std::min(backoff * 2, cap);
+    failing = true;
+  }
 }
 
 }  // namespace casebridge

@@ -1,0 +1,212 @@
+// Graceful shutdown of a case-system binary against the real broker: the
+// job-centre service runs as a subprocess (exactly as deployed), callers
+// keep booking appointments, SIGTERM arrives mid-load. Every call that was
+// answered OK must have its record on the canonical topic, and the process
+// must exit 0 within its grace period.
+#include <grpcpp/grpcpp.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <fstream>
+#include <mutex>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
+#include "casebridge/jobcentre/v1/jobcentre_service.grpc.pb.h"
+#include "gmock/gmock.h"
+#include "google/protobuf/util/time_util.h"
+#include "gtest/gtest.h"
+#include "services/common/kafka/consumer.h"
+#include "tests/support/kafka_reader.h"
+#include "tests/support/status_matchers.h"
+#include "tests/support/test_env.h"
+
+namespace casebridge {
+namespace {
+
+using ::casebridge::testing::PollUntil;
+using ::casebridge::testing::TempDir;
+using ::google::protobuf::util::TimeUtil;
+namespace v1 = ::casebridge::jobcentre::v1;
+
+constexpr int kGraceSeconds = 8;
+constexpr int kCallers = 6;
+
+std::string ReadFile(const std::string& path) {
+  std::ifstream in(path);
+  return std::string(std::istreambuf_iterator<char>(in), {});
+}
+
+recording::v1::BookAppointmentRequest Booking(const std::string& key, int caller) {
+  recording::v1::BookAppointmentRequest request;
+  auto* context = request.mutable_context();
+  context->set_idempotency_key(key);
+  // One case per caller: many cases, several events each.
+  context->mutable_case_ref()->set_cpr(absl::StrCat(10 + caller, "0285-1234"));
+  context->mutable_actor()->set_role(common::v1::ROLE_CASEWORKER);
+  context->mutable_actor()->set_unit("Jobcenter Aarhus");
+  auto* appointment = request.mutable_appointment();
+  appointment->set_kind(events::v1::APPOINTMENT_KIND_FOLLOW_UP_CONVERSATION);
+  *appointment->mutable_start() = TimeUtil::GetCurrentTime() + TimeUtil::HoursToDuration(72);
+  *appointment->mutable_end() = appointment->start() + TimeUtil::MinutesToDuration(45);
+  appointment->mutable_location()->set_name("Jobcenter Aarhus, Værkmestergade 15");
+  appointment->add_attendees()->set_role(common::v1::ROLE_CITIZEN);
+  return request;
+}
+
+class GracefulShutdownTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    topic_ = testing::UniqueName("casebridge.case-events.shutdown");
+    ASSERT_OK(kafka::EnsureTopics(testing::TestKafkaConfig(), {topic_}, 3, 1));
+    {
+      std::ofstream key(dir_.File("pseudonym.key"));
+      key << std::string(40, 'k');
+    }
+    const std::string config = absl::StrCat(R"({
+      "municipality": "0751",
+      "server": {"listenAddress": "127.0.0.1:0", "portFile": ")", dir_.File("port"), R"("},
+      "kafka": {"bootstrapServers": ")", testing::KafkaBootstrap(), R"(", "deliveryTimeout": "5s"},
+      "canonicalTopic": ")", topic_, R"(",
+      "adapter": {"reference": {"databasePath": ")", dir_.File("system.db"), R"("}},
+      "ledgerPath": ")", dir_.File("ledger.db"), R"(",
+      "pseudonym": {"keyFile": ")", dir_.File("pseudonym.key"), R"("},
+      "shutdownGracePeriod": ")", kGraceSeconds, R"(s"
+    })");
+    std::ofstream(dir_.File("jobcentre.json")) << config;
+  }
+
+  void TearDown() override {
+    if (pid_ > 0) {
+      kill(pid_, SIGKILL);
+      waitpid(pid_, nullptr, 0);
+    }
+  }
+
+  // Starts casebridge-jobcentre with its output in `service.log`, and
+  // waits until it listens.
+  void StartService() {
+    const std::string binary = testing::BinaryDir() + "/services/jobcentre/casebridge-jobcentre";
+    const std::string config = dir_.File("jobcentre.json");
+    const std::string log = dir_.File("service.log");
+    pid_ = fork();
+    ASSERT_GE(pid_, 0);
+    if (pid_ == 0) {
+      if (freopen(log.c_str(), "w", stdout) == nullptr) _exit(127);
+      dup2(fileno(stdout), fileno(stderr));
+      execl(binary.c_str(), binary.c_str(), "--config", config.c_str(), nullptr);
+      _exit(127);
+    }
+    ASSERT_TRUE(PollUntil([&] { return !ReadFile(dir_.File("port")).empty(); }))
+        << ReadFile(log);
+    port_ = std::stoi(ReadFile(dir_.File("port")));
+  }
+
+  // Waits (at most `timeout`) for the service to exit; returns its wait
+  // status, or -1 if it is still running.
+  int WaitForExit(absl::Duration timeout) {
+    int status = -1;
+    PollUntil(
+        [&] {
+          const pid_t done = waitpid(pid_, &status, WNOHANG);
+          if (done == pid_) {
+            pid_ = -1;
+            return true;
+          }
+          return false;
+        },
+        timeout);
+    return pid_ == -1 ? status : -1;
+  }
+
+  TempDir dir_;
+  std::string topic_;
+  pid_t pid_ = -1;
+  int port_ = 0;
+};
+
+TEST_F(GracefulShutdownTest, SigtermMidLoadExitsZeroAndEveryOkCallIsOnTheTopic) {
+  StartService();
+  auto channel = grpc::CreateChannel(absl::StrCat("127.0.0.1:", port_),
+                                     grpc::InsecureChannelCredentials());
+  auto stub = v1::JobCentreService::NewStub(channel);
+
+  std::mutex mu;
+  std::vector<std::string> ok_event_ids;
+  std::atomic<int> ok_calls{0};
+  std::atomic<bool> stop{false};
+  std::vector<std::thread> callers;
+  for (int caller = 0; caller < kCallers; ++caller) {
+    callers.emplace_back([&, caller] {
+      for (int n = 0; !stop; ++n) {
+        grpc::ClientContext context;
+        context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(20));
+        recording::v1::RecordResponse response;
+        const grpc::Status status = stub->BookAppointment(
+            &context, Booking(absl::StrCat("shutdown-", caller, "-", n), caller), &response);
+        if (status.ok()) {
+          std::lock_guard<std::mutex> lock(mu);
+          ok_event_ids.push_back(response.event_id());
+          ++ok_calls;
+        } else if (status.error_code() == grpc::StatusCode::UNAVAILABLE) {
+          // Refused once shutdown began (or not durable): the caller would
+          // retry against another instance. This caller is done.
+          return;
+        } else {
+          ADD_FAILURE() << "unexpected answer: " << status.error_message();
+          return;
+        }
+      }
+    });
+  }
+  // Under load: some calls answered, many more in flight.
+  ASSERT_TRUE(PollUntil([&] { return ok_calls >= 30; }, absl::Seconds(60)))
+      << ReadFile(dir_.File("service.log"));
+
+  ASSERT_EQ(kill(pid_, SIGTERM), 0);
+  const absl::Time signalled = absl::Now();
+  const int status = WaitForExit(absl::Seconds(kGraceSeconds + 5));
+  const absl::Duration took = absl::Now() - signalled;
+  stop = true;
+  for (std::thread& caller : callers) caller.join();
+
+  const std::string log = ReadFile(dir_.File("service.log"));
+  ASSERT_NE(status, -1) << "still running " << kGraceSeconds + 5 << " s after SIGTERM\n" << log;
+  ASSERT_TRUE(WIFEXITED(status)) << log;
+  EXPECT_EQ(WEXITSTATUS(status), 0) << log;
+  EXPECT_LE(took, absl::Seconds(kGraceSeconds)) << log;
+  EXPECT_THAT(log, ::testing::HasSubstr("\"shut down\""));
+
+  // Every OK answer's event is durable on the canonical topic.
+  std::set<std::string> wanted;
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    wanted.insert(ok_event_ids.begin(), ok_event_ids.end());
+  }
+  ASSERT_GE(wanted.size(), 30u);
+  std::set<std::string> on_topic;
+  testing::ReadTopic(
+      topic_,
+      [&](const std::vector<kafka::Record>& records) {
+        on_topic.clear();
+        for (const kafka::Record& record : records) {
+          if (auto id = record.HeaderValue("ce_id"); id.has_value()) on_topic.insert(*id);
+        }
+        return std::includes(on_topic.begin(), on_topic.end(), wanted.begin(), wanted.end());
+      },
+      absl::Seconds(30));
+  std::vector<std::string> missing;
+  std::set_difference(wanted.begin(), wanted.end(), on_topic.begin(), on_topic.end(),
+                      std::back_inserter(missing));
+  EXPECT_THAT(missing, ::testing::IsEmpty()) << "of " << wanted.size() << " OK calls";
+}
+
+}  // namespace
+}  // namespace casebridge
