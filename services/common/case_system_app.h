@@ -64,6 +64,9 @@ class CaseSystemApp {
 
   // The port the server listens on.
   int port() const { return server_.port; }
+  // The outbox depth: events in the ledger Kafka has not confirmed yet
+  // (`EventRecorder::PendingCount`), for metrics.
+  absl::StatusOr<int64_t> PendingEvents() { return recorder_->PendingCount(); }
   // The config as running, defaults filled in.
   const casebridge::config::v1::CaseSystemServiceConfig& config() const { return config_; }
 

@@ -394,8 +394,8 @@ void EventRecorder::DrainLoop(DrainOptions options) {
                  {{"error", std::string(drained.status().message())},
                   {"backoff_ms", std::to_string(absl::ToInt64Milliseconds(backoff))}});
     }
-    // A pass that fails must not look like a success to the next wait: the
-    // failure of its own publish has set `drain_wanted_` again.
+    // Capped exponential backoff: `initial` after the first failed pass,
+    // twice as long after each further one, at most `cap`.
     if (failing) backoff = std::min(backoff * 2, cap);
     failing = true;
   }

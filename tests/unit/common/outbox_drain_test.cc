@@ -3,9 +3,6 @@
 // answers UNAVAILABLE and its event stays pending; when the broker is back,
 // the pending events reach the topic per case in sequence order without any
 // further call.
-#include <librdkafka/rdkafka.h>
-#include <librdkafka/rdkafka_mock.h>
-
 #include <map>
 #include <memory>
 #include <set>
@@ -20,6 +17,7 @@
 #include "gtest/gtest.h"
 #include "services/common/event_recorder.h"
 #include "services/common/kafka/kafka_publisher.h"
+#include "tests/support/mock_kafka.h"
 #include "tests/support/status_matchers.h"
 #include "tests/support/test_env.h"
 
@@ -36,58 +34,6 @@ using ::testing::HasSubstr;
 constexpr char kTopic[] = "casebridge.case-events.v1";
 const std::string kCaseA(64, 'a');
 const std::string kCaseB(64, 'b');
-
-// One mock broker (id 1) and the topic, hosted by a client handle of its own.
-class MockCluster {
- public:
-  MockCluster() {
-    char error[256];
-    rd_kafka_conf_t* conf = rd_kafka_conf_new();
-    rd_kafka_conf_set(conf, "log_level", "0", error, sizeof error);
-    host_ = rd_kafka_new(RD_KAFKA_PRODUCER, conf, error, sizeof error);
-    cluster_ = rd_kafka_mock_cluster_new(host_, 1);
-    rd_kafka_mock_topic_create(cluster_, kTopic, 1, 1);
-  }
-  ~MockCluster() {
-    rd_kafka_mock_cluster_destroy(cluster_);
-    rd_kafka_destroy(host_);
-  }
-  std::string bootstrap() const { return rd_kafka_mock_cluster_bootstraps(cluster_); }
-  void Down() { rd_kafka_mock_broker_set_down(cluster_, 1); }
-  void Up() { rd_kafka_mock_broker_set_up(cluster_, 1); }
-
-  // The events on the topic, in partition order (one partition).
-  std::vector<CaseEvent> ReadAll(size_t at_least) const {
-    char error[256];
-    rd_kafka_conf_t* conf = rd_kafka_conf_new();
-    rd_kafka_conf_set(conf, "bootstrap.servers", bootstrap().c_str(), error, sizeof error);
-    rd_kafka_conf_set(conf, "group.id", "outbox-drain-test", error, sizeof error);
-    rd_kafka_conf_set(conf, "log_level", "0", error, sizeof error);
-    rd_kafka_t* consumer = rd_kafka_new(RD_KAFKA_CONSUMER, conf, error, sizeof error);
-    rd_kafka_topic_partition_list_t* partitions = rd_kafka_topic_partition_list_new(1);
-    rd_kafka_topic_partition_list_add(partitions, kTopic, 0)->offset = RD_KAFKA_OFFSET_BEGINNING;
-    rd_kafka_assign(consumer, partitions);
-    rd_kafka_topic_partition_list_destroy(partitions);
-    std::vector<CaseEvent> events;
-    const absl::Time deadline = absl::Now() + absl::Seconds(20);
-    while (events.size() < at_least && absl::Now() < deadline) {
-      rd_kafka_message_t* message = rd_kafka_consumer_poll(consumer, 100);
-      if (message == nullptr) continue;
-      if (message->err == RD_KAFKA_RESP_ERR_NO_ERROR) {
-        CaseEvent& event = events.emplace_back();
-        event.ParseFromArray(message->payload, static_cast<int>(message->len));
-      }
-      rd_kafka_message_destroy(message);
-    }
-    rd_kafka_consumer_close(consumer);
-    rd_kafka_destroy(consumer);
-    return events;
-  }
-
- private:
-  rd_kafka_t* host_ = nullptr;
-  rd_kafka_mock_cluster_t* cluster_ = nullptr;
-};
 
 class OutboxDrainTest : public ::testing::Test {
  protected:
@@ -149,7 +95,7 @@ class OutboxDrainTest : public ::testing::Test {
     return sequences;
   }
 
-  MockCluster cluster_;
+  testing::MockKafkaCluster cluster_{kTopic};
   TempDir dir_;
   std::unique_ptr<kafka::Publisher> publisher_;
   std::unique_ptr<EventRecorder> recorder_;
