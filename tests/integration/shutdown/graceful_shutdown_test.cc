@@ -11,7 +11,9 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <cstdio>
 #include <fstream>
+#include <map>
 #include <iostream>
 #include <mutex>
 #include <set>
@@ -229,6 +231,83 @@ TEST_F(GracefulShutdownTest, SigtermMidLoadExitsZeroAndEveryOkCallIsOnTheTopic) 
   std::set_difference(wanted.begin(), wanted.end(), on_topic.begin(), on_topic.end(),
                       std::back_inserter(missing));
   EXPECT_THAT(missing, ::testing::IsEmpty()) << "of " << wanted.size() << " OK calls";
+}
+
+// kill -9 mid-load, then a restart over the same ledger and system: every
+// call answered OK is on the topic, and every call left without an answer,
+// retried with the same key and request, is answered OK with its one event.
+TEST_F(GracefulShutdownTest, KillNineMidLoadLosesNothingAndARetryRecordsOnce) {
+  ASSERT_NO_FATAL_FAILURE(StartService());
+  std::mutex mu;
+  std::map<std::string, std::string> ok;  // key → event id
+  std::map<std::string, recording::v1::BookAppointmentRequest> unanswered;
+  std::atomic<int> ok_calls{0};
+  {
+    auto stub = v1::JobCentreService::NewStub(grpc::CreateChannel(
+        absl::StrCat("127.0.0.1:", port_), grpc::InsecureChannelCredentials()));
+    std::vector<std::thread> callers;
+    for (int caller = 0; caller < kCallers; ++caller) {
+      callers.emplace_back([&, caller] {
+        for (int n = 0;; ++n) {
+          const std::string key = absl::StrCat("kill-", caller, "-", n);
+          const recording::v1::BookAppointmentRequest request = Booking(key, caller);
+          grpc::ClientContext context;
+          context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(20));
+          recording::v1::RecordResponse response;
+          const grpc::Status status = stub->BookAppointment(&context, request, &response);
+          std::lock_guard<std::mutex> lock(mu);
+          if (!status.ok()) {
+            unanswered[key] = request;  // the process died: outcome unknown
+            return;
+          }
+          ok[key] = response.event_id();
+          ++ok_calls;
+        }
+      });
+    }
+    const bool loaded = PollUntil([&] { return ok_calls >= 30; }, absl::Seconds(60));
+    ASSERT_EQ(kill(pid_, SIGKILL), 0);
+    for (std::thread& caller : callers) caller.join();
+    ASSERT_TRUE(loaded) << ReadFile(dir_.File("service.log"));
+  }
+  const int status = WaitForExit(absl::Seconds(10));
+  ASSERT_TRUE(WIFSIGNALED(status));
+
+  std::remove(dir_.File("port").c_str());
+  ASSERT_NO_FATAL_FAILURE(StartService());
+  auto stub = v1::JobCentreService::NewStub(grpc::CreateChannel(
+      absl::StrCat("127.0.0.1:", port_), grpc::InsecureChannelCredentials()));
+  for (const auto& [key, request] : unanswered) {
+    grpc::ClientContext context;
+    context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(20));
+    recording::v1::RecordResponse response;
+    const grpc::Status retried = stub->BookAppointment(&context, request, &response);
+    ASSERT_TRUE(retried.ok()) << key << ": " << retried.error_message();
+    ok[key] = response.event_id();
+  }
+
+  std::set<std::string> wanted;
+  for (const auto& [key, id] : ok) wanted.insert(id);
+  ASSERT_EQ(wanted.size(), ok.size());  // one event per key
+  std::set<std::string> on_topic;
+  testing::ReadTopic(
+      topic_,
+      [&](const std::vector<kafka::Record>& records) {
+        on_topic.clear();
+        for (const kafka::Record& record : records) {
+          if (auto id = record.HeaderValue("ce_id"); id.has_value()) on_topic.insert(*id);
+        }
+        return std::includes(on_topic.begin(), on_topic.end(), wanted.begin(), wanted.end());
+      },
+      absl::Seconds(30));
+  std::vector<std::string> missing;
+  std::set_difference(wanted.begin(), wanted.end(), on_topic.begin(), on_topic.end(),
+                      std::back_inserter(missing));
+  EXPECT_THAT(missing, ::testing::IsEmpty()) << "of " << wanted.size() << " events";
+  // Nothing on the topic that no key accounts for.
+  EXPECT_EQ(on_topic.size(), wanted.size());
+  std::cout << "OK before kill -9: " << ok.size() - unanswered.size()
+            << ", unanswered and retried: " << unanswered.size() << "\n";
 }
 
 }  // namespace
