@@ -101,7 +101,7 @@ EventRecorder::InFlight EventRecorder::SendLocked(const std::string& key, const 
   return InFlight{key, publisher_.Send(kafka::CaseEventRecord(options_.topic, event))};
 }
 
-absl::Status EventRecorder::AwaitAndMark(InFlight& record) {
+absl::Status EventRecorder::AwaitAndMark(InFlight& record, absl::Status* cause) {
   // The producer's own timeout (message.timeout.ms) equals the delivery
   // timeout; the margin lets its verdict arrive.
   const absl::Status status =
@@ -110,6 +110,7 @@ absl::Status EventRecorder::AwaitAndMark(InFlight& record) {
               std::future_status::ready
           ? record.outcome.get()
           : absl::DeadlineExceededError("timeout");
+  if (cause != nullptr) *cause = status;
   absl::Status marked;
   {
     std::lock_guard<std::mutex> lock(mu_);
@@ -154,7 +155,8 @@ absl::StatusOr<std::optional<std::string>> EventRecorder::FirstPendingLocked(
 }
 
 absl::StatusOr<int> EventRecorder::PublishPendingInOrder(const std::string& subject,
-                                                         uint64_t up_to_sequence) {
+                                                         uint64_t up_to_sequence,
+                                                         absl::Status* cause) {
   int published = 0;
   while (true) {
     InFlight record;
@@ -168,7 +170,7 @@ absl::StatusOr<int> EventRecorder::PublishPendingInOrder(const std::string& subj
     }
     // One at a time: a later event of the subject goes out only once the
     // earlier one is durable, so a failure can never reorder them.
-    RETURN_IF_ERROR(AwaitAndMark(record));
+    RETURN_IF_ERROR(AwaitAndMark(record, cause));
     ++published;
   }
 }
@@ -323,11 +325,24 @@ absl::StatusOr<int> EventRecorder::DrainPending() {
     }
   }
   int count = 0;
+  absl::Status first_failure;
   for (const auto& [subject, up_to] : subjects) {
-    ASSIGN_OR_RETURN(int published, PublishPendingInOrder(subject, up_to));
-    count += published;
+    absl::Status cause;
+    absl::StatusOr<int> published = PublishPendingInOrder(subject, up_to, &cause);
+    if (published.ok()) {
+      count += *published;
+      continue;
+    }
+    if (first_failure.ok()) first_failure = published.status();
+    // Kafka is away (or slow): the other subjects would only wait as long.
+    if (cause.ok() || absl::IsUnavailable(cause) || absl::IsDeadlineExceeded(cause)) break;
+    // Kafka rejects this subject's event: it stays pending and holds back
+    // only its own subject.
+    LogWarning("ledger drain: an event is rejected; its case waits",
+               {{"error", std::string(cause.message())}});
   }
   if (count > 0) LogInfo("ledger drained", {{"events", std::to_string(count)}});
+  if (!first_failure.ok()) return first_failure;
   return count;
 }
 

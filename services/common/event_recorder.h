@@ -127,9 +127,11 @@ class EventRecorder {
       const std::string& event_id);
 
   // Publishes every event still pending in the ledger (e.g. after a crash),
-  // per subject in sequence order, one at a time. Stops at the first event
-  // that does not become durable and returns kUnavailable; otherwise returns
-  // the number published.
+  // per subject in sequence order, one at a time. A subject whose event
+  // Kafka rejects (anything but kUnavailable, e.g. too large) is skipped, so
+  // that it cannot hold back other subjects; the pass stops at the first
+  // event Kafka does not confirm in time (kUnavailable: it is away). Returns
+  // kUnavailable if any event was not published, else the number published.
   absl::StatusOr<int> DrainPending();
 
   // Starts a thread that runs `DrainPending` whenever a publish has failed
@@ -163,8 +165,9 @@ class EventRecorder {
   InFlight SendLocked(const std::string& key, const casebridge::events::v1::CaseEvent& event);
   // Waits for `record`, clears it from the in-flight set and marks it
   // published when durable. Returns kUnavailable ("retry with the same
-  // idempotency_key") if it is not.
-  absl::Status AwaitAndMark(InFlight& record);
+  // idempotency_key") if it is not, and then sets `*cause` (if not null) to
+  // the publisher's own verdict.
+  absl::Status AwaitAndMark(InFlight& record, absl::Status* cause = nullptr);
   // Returns the key of the first event of `subject` (sequence up to
   // `up_to_sequence`) that is neither durable nor in flight, and fills
   // `event` if not null. REQUIRES: `mu_` held.
@@ -174,7 +177,9 @@ class EventRecorder {
   // Publishes the pending events of `subject` with a sequence up to
   // `up_to_sequence`, one at a time in sequence order, stopping at the first
   // that does not become durable. Returns how many were published.
-  absl::StatusOr<int> PublishPendingInOrder(const std::string& subject, uint64_t up_to_sequence);
+  // `*cause` as in `AwaitAndMark`.
+  absl::StatusOr<int> PublishPendingInOrder(const std::string& subject, uint64_t up_to_sequence,
+                                            absl::Status* cause = nullptr);
   // Waits (at most about the delivery timeout) while another call has the
   // event of `key` in flight, then returns OK if the ledger marks it
   // published and kUnavailable (`busy`) if not.

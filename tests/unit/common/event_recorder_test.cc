@@ -392,6 +392,39 @@ TEST_F(EventRecorderTest, DrainPendingWithNothingPendingPublishesNothing) {
   EXPECT_THAT(publisher_.records(), SizeIs(1));
 }
 
+TEST_F(EventRecorderTest, DrainPendingSkipsACaseWhoseEventKafkaRejects) {
+  publisher_.FailNext(absl::InvalidArgumentError("kafka: Broker: Message size too large"));
+  EXPECT_THAT(Record("key-1", kSubject), StatusIs(absl::StatusCode::kUnavailable));
+  publisher_.FailNext(absl::UnavailableError("broker down"));
+  EXPECT_THAT(Record("key-2", kOtherSubject), StatusIs(absl::StatusCode::kUnavailable));
+
+  publisher_.FailNext(absl::InvalidArgumentError("kafka: Broker: Message size too large"));
+  EXPECT_THAT(recorder_->DrainPending(), StatusIs(absl::StatusCode::kUnavailable));
+  // The rejected event holds back only its own case.
+  ASSERT_THAT(publisher_.records(), SizeIs(1));
+  absl::StatusOr<CaseEvent> published = kafka::DecodeCaseEventRecord(publisher_.records()[0]);
+  ASSERT_OK(published);
+  EXPECT_EQ(published->subject(), kOtherSubject);
+  EXPECT_EQ(*recorder_->PendingCount(), 1);
+}
+
+TEST_F(EventRecorderTest, DrainPendingStopsAtTheFirstCaseWhenKafkaIsAway) {
+  publisher_.FailNext(absl::UnavailableError("broker down"));
+  EXPECT_THAT(Record("key-1", kSubject), StatusIs(absl::StatusCode::kUnavailable));
+  publisher_.FailNext(absl::UnavailableError("broker down"));
+  EXPECT_THAT(Record("key-2", kOtherSubject), StatusIs(absl::StatusCode::kUnavailable));
+
+  publisher_.FailNext(absl::UnavailableError("kafka: Local: Message timed out"));
+  EXPECT_THAT(recorder_->DrainPending(), StatusIs(absl::StatusCode::kUnavailable));
+  // The second case was not tried (it would only have waited as long).
+  EXPECT_THAT(publisher_.records(), IsEmpty());
+  EXPECT_EQ(*recorder_->PendingCount(), 2);
+  absl::StatusOr<int> drained = recorder_->DrainPending();
+  ASSERT_OK(drained);
+  EXPECT_EQ(*drained, 2);
+  EXPECT_EQ(*recorder_->PendingCount(), 0);
+}
+
 TEST_F(EventRecorderTest, DrainPendingPublishesAnEventLeftPending) {
   publisher_.FailNext(absl::UnavailableError("broker down"));
   ASSERT_THAT(Record("key-1"), StatusIs(absl::StatusCode::kUnavailable));
