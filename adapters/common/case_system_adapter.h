@@ -18,7 +18,10 @@
 //
 // Deadlines. The service turns `CaseSystemAdapterConfig.call_timeout` (and
 // the caller's gRPC deadline, whichever is earlier) into
-// `CallOptions::deadline`; an adapter stops waiting for the vendor then.
+// `CallOptions::deadline`; an adapter stops waiting for the vendor then. The
+// service also enforces it, retries kUnavailable with the same key and keeps
+// a circuit breaker, by wrapping every adapter in `NewResilientAdapter`
+// (resilient_adapter.h).
 //
 // Errors. Every method returns one of these codes on failure, and only these:
 //   kNotFound            the appointment, referral or record does not exist on

@@ -1,10 +1,12 @@
 #include "services/common/case_system_app.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cstring>
 #include <iostream>
 
 #include "absl/strings/str_cat.h"
+#include "adapters/common/resilient_adapter.h"
 
 #include "google/protobuf/descriptor.h"
 #include "services/common/case_system_config.h"
@@ -16,6 +18,22 @@
 #include "services/common/status_macros.h"
 
 namespace casebridge {
+namespace {
+
+absl::Duration FromProto(const google::protobuf::Duration& d) {
+  return absl::Seconds(d.seconds()) + absl::Nanoseconds(d.nanos());
+}
+
+// How messages to callers name the vendor system ("job-centre system
+// unavailable: circuit open, …").
+std::string SystemName(const std::string& system) {
+  if (system == "jobcentre") return "job-centre system";
+  if (system == "social") return "social-services system";
+  if (system == "health") return "health system";
+  return system + " system";
+}
+
+}  // namespace
 
 absl::StatusOr<std::unique_ptr<CaseSystemApp>> CaseSystemApp::Start(
     CaseSystemDefinition definition, casebridge::config::v1::CaseSystemServiceConfig config,
@@ -35,7 +53,11 @@ absl::StatusOr<std::unique_ptr<CaseSystemApp>> CaseSystemApp::Start(
         d.service_full_name, ": its descriptor is not linked in (proto/descriptor_anchors.cc)"));
   }
   ASSIGN_OR_RETURN(app->pseudonymizer_, Pseudonymizer::Create(pseudonym_key));
-  ASSIGN_OR_RETURN(app->adapter_, d.new_adapter(c.adapter()));
+  // Every vendor adapter gets deadlines, retries and a circuit breaker.
+  ASSIGN_OR_RETURN(ResilienceOptions resilience,
+                   ResilienceOptionsFromConfig(c.adapter(), SystemName(d.profile.system)));
+  ASSIGN_OR_RETURN(std::unique_ptr<CaseSystemAdapter> vendor, d.new_adapter(c.adapter()));
+  app->adapter_ = NewResilientAdapter(std::move(vendor), std::move(resilience));
   RETURN_IF_ERROR(kafka::CreateTopicsIfEnabled(c.kafka(), {c.canonical_topic()}));
   ASSIGN_OR_RETURN(app->publisher_, kafka::NewKafkaPublisher(c.kafka(), {c.canonical_topic()}));
 
@@ -49,15 +71,21 @@ absl::StatusOr<std::unique_ptr<CaseSystemApp>> CaseSystemApp::Start(
                    EventRecorder::Create(c.ledger_path(), options, *app->publisher_));
   // Events recorded but not confirmed before a crash go out first, in order.
   if (absl::StatusOr<int> drained = app->recorder_->DrainPending(); !drained.ok()) {
-    LogWarning("ledger drain failed; pending events are retried on the next call",
+    LogWarning("ledger drain failed; the background drain retries",
                {{"error", std::string(drained.status().message())}});
   }
+  // From now on pending events go out as soon as Kafka takes them.
+  DrainOptions drain;
+  if (c.outbox().has_drain_initial_backoff()) {
+    drain.initial_backoff = FromProto(c.outbox().drain_initial_backoff());
+  }
+  if (c.outbox().has_drain_max_backoff()) {
+    drain.max_backoff = FromProto(c.outbox().drain_max_backoff());
+  }
+  app->recorder_->StartBackgroundDrain(drain);
 
   const absl::Duration call_timeout =
-      c.adapter().has_call_timeout()
-          ? absl::Seconds(c.adapter().call_timeout().seconds()) +
-                absl::Nanoseconds(c.adapter().call_timeout().nanos())
-          : absl::Seconds(5);
+      c.adapter().has_call_timeout() ? FromProto(c.adapter().call_timeout()) : absl::Seconds(5);
   app->core_ = std::make_unique<CaseSystemCore>(d.profile, *app->adapter_, *app->recorder_,
                                                 *app->pseudonymizer_, c.municipality(),
                                                 call_timeout);
@@ -74,10 +102,29 @@ absl::StatusOr<std::unique_ptr<CaseSystemApp>> CaseSystemApp::Start(
 void CaseSystemApp::Shutdown() {
   if (stopped_) return;
   stopped_ = true;
+  const absl::Duration grace = config_.has_shutdown_grace_period()
+                                   ? FromProto(config_.shutdown_grace_period())
+                                   : absl::Seconds(10);
+  const absl::Time deadline = absl::Now() + grace;
   if (server_.server != nullptr) {
-    server_.server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(15));
+    // Load balancers see NOT_SERVING; new calls are refused; calls in
+    // flight finish (each waits for its own delivery report) or are
+    // cancelled at the deadline.
+    server_.server->GetHealthCheckService()->Shutdown();
+    server_.server->Shutdown(absl::ToChronoTime(deadline));
   }
-  if (publisher_ != nullptr) publisher_->Flush(absl::Seconds(15)).IgnoreError();
+  // No new drain pass; one in progress ends with its delivery report.
+  if (recorder_ != nullptr) recorder_->StopBackgroundDrain();
+  if (publisher_ != nullptr) {
+    const absl::Duration left = std::max(deadline - absl::Now(), absl::Milliseconds(100));
+    if (absl::Status flushed = publisher_->Flush(left); !flushed.ok()) {
+      // What is unconfirmed stays pending in the ledger and goes out at the
+      // next start.
+      LogWarning("producer queue not flushed within the grace period",
+                 {{"error", std::string(flushed.message())}});
+    }
+  }
+  LogInfo("shut down", {{"grace_ms", std::to_string(absl::ToInt64Milliseconds(grace))}});
 }
 
 int RunCaseSystemMain(const CaseSystemDefinition& definition, int argc, char** argv) {

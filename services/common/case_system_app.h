@@ -48,10 +48,12 @@ struct CaseSystemDefinition {
 
 class CaseSystemApp {
  public:
-  // Validates `config` (after defaults), builds the adapter, the Kafka
-  // publisher (creating the canonical topic if `kafka.create_topics`), the
-  // ledger, publishes events left pending by an earlier run, and starts the
-  // gRPC server. `pseudonym_key` is the secret key itself.
+  // Validates `config` (after defaults), builds the adapter (wrapped in
+  // deadlines, retries and a circuit breaker: adapters/common/
+  // resilient_adapter.h), the Kafka publisher (creating the canonical topic
+  // if `kafka.create_topics`), the ledger, publishes events left pending by
+  // an earlier run, starts the ledger's background drain and the gRPC
+  // server. `pseudonym_key` is the secret key itself.
   static absl::StatusOr<std::unique_ptr<CaseSystemApp>> Start(
       CaseSystemDefinition definition, casebridge::config::v1::CaseSystemServiceConfig config,
       const std::string& pseudonym_key);
@@ -62,11 +64,17 @@ class CaseSystemApp {
 
   // The port the server listens on.
   int port() const { return server_.port; }
+  // The outbox depth: events in the ledger Kafka has not confirmed yet
+  // (`EventRecorder::PendingCount`), for metrics.
+  absl::StatusOr<int64_t> PendingEvents() { return recorder_->PendingCount(); }
   // The config as running, defaults filled in.
   const casebridge::config::v1::CaseSystemServiceConfig& config() const { return config_; }
 
-  // Stops taking calls, lets in-flight calls finish (each waits for its own
-  // delivery report), then flushes the producer. Idempotent.
+  // Graceful shutdown within `shutdown_grace_period` (default 10 s): health
+  // turns NOT_SERVING, new calls are refused, in-flight calls finish (each
+  // waits for its own delivery report; calls still running at the end of
+  // the period are cancelled), the background drain stops, and the producer
+  // queue is flushed with the time left. Idempotent.
   void Shutdown();
 
  private:
@@ -87,8 +95,9 @@ class CaseSystemApp {
 // The whole `main` of a case-system binary, `casebridge-<system> --config
 // <file.json>`: loads the config (casebridge.config.v1.CaseSystemServiceConfig)
 // and the pseudonymisation key it names, starts the app, waits for SIGTERM or
-// SIGINT, shuts down. Returns the exit status: 0 after a clean shutdown, 2
-// for a usage or start-up error (logged and printed to stderr).
+// SIGINT, shuts down gracefully (`CaseSystemApp::Shutdown`). Returns the exit
+// status: 0 after a shutdown, 2 for a usage or start-up error (logged and
+// printed to stderr).
 int RunCaseSystemMain(const CaseSystemDefinition& definition, int argc, char** argv);
 
 }  // namespace casebridge

@@ -24,6 +24,22 @@ absl::Status ValidateCaseSystemConfig(
         "adapter: exactly one vendor must be set (e.g. \"reference\")");
   }
   if (config.ledger_path().empty()) return absl::InvalidArgumentError("ledger_path: required");
+  auto positive = [](const google::protobuf::Duration& d) {
+    return d.seconds() > 0 || (d.seconds() == 0 && d.nanos() > 0);
+  };
+  if (config.adapter().has_call_timeout() && !positive(config.adapter().call_timeout())) {
+    return absl::InvalidArgumentError("adapter.call_timeout: must be positive");
+  }
+  if (config.outbox().has_drain_initial_backoff() &&
+      !positive(config.outbox().drain_initial_backoff())) {
+    return absl::InvalidArgumentError("outbox.drain_initial_backoff: must be positive");
+  }
+  if (config.outbox().has_drain_max_backoff() && !positive(config.outbox().drain_max_backoff())) {
+    return absl::InvalidArgumentError("outbox.drain_max_backoff: must be positive");
+  }
+  if (config.has_shutdown_grace_period() && !positive(config.shutdown_grace_period())) {
+    return absl::InvalidArgumentError("shutdown_grace_period: must be positive");
+  }
   return absl::OkStatus();
 }
 

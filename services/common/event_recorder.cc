@@ -2,6 +2,7 @@
 
 #include <openssl/sha.h>
 
+#include <algorithm>
 #include <optional>
 
 #include "absl/strings/str_cat.h"
@@ -29,6 +30,7 @@ CREATE TABLE IF NOT EXISTS ledger (
   published       INTEGER NOT NULL DEFAULT 0,
   UNIQUE (subject, sequence)
 );
+CREATE INDEX IF NOT EXISTS ledger_pending ON ledger (subject, sequence) WHERE published = 0;
 )sql";
 
 std::string Sha256(const std::string& bytes) {
@@ -99,7 +101,7 @@ EventRecorder::InFlight EventRecorder::SendLocked(const std::string& key, const 
   return InFlight{key, publisher_.Send(kafka::CaseEventRecord(options_.topic, event))};
 }
 
-absl::Status EventRecorder::AwaitAndMark(InFlight& record) {
+absl::Status EventRecorder::AwaitAndMark(InFlight& record, absl::Status* cause) {
   // The producer's own timeout (message.timeout.ms) equals the delivery
   // timeout; the margin lets its verdict arrive.
   const absl::Status status =
@@ -108,10 +110,28 @@ absl::Status EventRecorder::AwaitAndMark(InFlight& record) {
               std::future_status::ready
           ? record.outcome.get()
           : absl::DeadlineExceededError("timeout");
-  std::lock_guard<std::mutex> lock(mu_);
-  in_flight_keys_.erase(record.key);
-  if (!status.ok()) return NotDurable(status);
-  return MarkPublished(*db_, record.key);
+  if (cause != nullptr) *cause = status;
+  absl::Status marked;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    in_flight_keys_.erase(record.key);
+    marked = status.ok() ? MarkPublished(*db_, record.key) : NotDurable(status);
+  }
+  in_flight_done_.notify_all();
+  // The event is pending now: the background drain takes it from here.
+  if (!marked.ok()) WakeDrain();
+  return marked;
+}
+
+absl::Status EventRecorder::AwaitOtherSender(const std::string& key, const char* busy) {
+  std::unique_lock<std::mutex> lock(mu_);
+  // The other sender waits for its verdict at most this long, too.
+  in_flight_done_.wait_for(
+      lock, absl::ToChronoMilliseconds(options_.delivery_timeout + absl::Seconds(3)),
+      [&] { return !in_flight_keys_.contains(key); });
+  ASSIGN_OR_RETURN(std::optional<LedgerEntry> now, FindEntry(*db_, key));
+  if (!now.has_value() || !now->published) return NotDurable(absl::UnavailableError(busy));
+  return absl::OkStatus();
 }
 
 absl::StatusOr<std::optional<std::string>> EventRecorder::FirstPendingLocked(
@@ -135,7 +155,8 @@ absl::StatusOr<std::optional<std::string>> EventRecorder::FirstPendingLocked(
 }
 
 absl::StatusOr<int> EventRecorder::PublishPendingInOrder(const std::string& subject,
-                                                         uint64_t up_to_sequence) {
+                                                         uint64_t up_to_sequence,
+                                                         absl::Status* cause) {
   int published = 0;
   while (true) {
     InFlight record;
@@ -149,7 +170,7 @@ absl::StatusOr<int> EventRecorder::PublishPendingInOrder(const std::string& subj
     }
     // One at a time: a later event of the subject goes out only once the
     // earlier one is durable, so a failure can never reorder them.
-    RETURN_IF_ERROR(AwaitAndMark(record));
+    RETURN_IF_ERROR(AwaitAndMark(record, cause));
     ++published;
   }
 }
@@ -167,12 +188,10 @@ absl::StatusOr<RecordOutcome> EventRecorder::Record(
       // of the same subject, so that Kafka keeps the ledger's order.
       RETURN_IF_ERROR(
           PublishPendingInOrder(entry.event.subject(), entry.event.sequence()).status());
-      std::lock_guard<std::mutex> lock(mu_);
-      ASSIGN_OR_RETURN(std::optional<LedgerEntry> now, FindEntry(*db_, request.idempotency_key));
-      if (!now.has_value() || !now->published) {
-        // Another call with this key is publishing it right now.
-        return NotDurable(absl::UnavailableError("a call with this key is in progress"));
-      }
+      // Another call with this key (or the background drain) may be the
+      // one publishing it right now: wait for its verdict.
+      RETURN_IF_ERROR(
+          AwaitOtherSender(request.idempotency_key, "a call with this key is in progress"));
     }
     return RecordOutcome{entry.event, entry.record_id, /*replayed=*/true};
   };
@@ -246,13 +265,10 @@ absl::StatusOr<RecordOutcome> EventRecorder::Record(
   }
   if (earlier_pending) {
     RETURN_IF_ERROR(PublishPendingInOrder(request.subject, event.sequence()).status());
-    // Another call may have been the one to send this event: answer OK only
-    // once it is durable.
-    std::lock_guard<std::mutex> lock(mu_);
-    ASSIGN_OR_RETURN(std::optional<LedgerEntry> now, FindEntry(*db_, request.idempotency_key));
-    if (!now.has_value() || !now->published) {
-      return NotDurable(absl::UnavailableError("another call is publishing it"));
-    }
+    // Another call (or the background drain) may have been the one to send
+    // this event: answer OK only once it is durable, waiting for that
+    // sender's verdict.
+    RETURN_IF_ERROR(AwaitOtherSender(request.idempotency_key, "another call is publishing it"));
   } else {
     RETURN_IF_ERROR(AwaitAndMark(in_flight));
   }
@@ -309,12 +325,95 @@ absl::StatusOr<int> EventRecorder::DrainPending() {
     }
   }
   int count = 0;
+  absl::Status first_failure;
   for (const auto& [subject, up_to] : subjects) {
-    ASSIGN_OR_RETURN(int published, PublishPendingInOrder(subject, up_to));
-    count += published;
+    absl::Status cause;
+    absl::StatusOr<int> published = PublishPendingInOrder(subject, up_to, &cause);
+    if (published.ok()) {
+      count += *published;
+      continue;
+    }
+    if (first_failure.ok()) first_failure = published.status();
+    // Kafka is away (or slow): the other subjects would only wait as long.
+    if (cause.ok() || absl::IsUnavailable(cause) || absl::IsDeadlineExceeded(cause)) break;
+    // Kafka rejects this subject's event: it stays pending and holds back
+    // only its own subject.
+    LogWarning("ledger drain: an event is rejected; its case waits",
+               {{"error", std::string(cause.message())}});
   }
   if (count > 0) LogInfo("ledger drained", {{"events", std::to_string(count)}});
+  if (!first_failure.ok()) return first_failure;
   return count;
+}
+
+absl::StatusOr<int64_t> EventRecorder::PendingCount() {
+  std::lock_guard<std::mutex> lock(mu_);
+  ASSIGN_OR_RETURN(sqlite::Statement count,
+                   db_->Prepare("SELECT COUNT(*) FROM ledger WHERE published = 0"));
+  ASSIGN_OR_RETURN(bool row, count.Step());
+  return row ? count.ColumnInt64(0) : 0;
+}
+
+EventRecorder::~EventRecorder() { StopBackgroundDrain(); }
+
+void EventRecorder::StartBackgroundDrain(DrainOptions options) {
+  std::lock_guard<std::mutex> lock(drain_mu_);
+  if (drainer_.joinable() || drain_stop_) return;
+  // The first pass runs at once: events left pending by an earlier run.
+  drain_wanted_ = true;
+  drainer_ = std::thread([this, options] { DrainLoop(options); });
+}
+
+void EventRecorder::StopBackgroundDrain() {
+  {
+    std::lock_guard<std::mutex> lock(drain_mu_);
+    drain_stop_ = true;
+  }
+  drain_cv_.notify_all();
+  if (drainer_.joinable()) drainer_.join();
+}
+
+void EventRecorder::WakeDrain() {
+  {
+    std::lock_guard<std::mutex> lock(drain_mu_);
+    drain_wanted_ = true;
+  }
+  drain_cv_.notify_all();
+}
+
+void EventRecorder::DrainLoop(DrainOptions options) {
+  const absl::Duration initial = std::max(options.initial_backoff, absl::Milliseconds(1));
+  const absl::Duration cap = std::max(options.max_backoff, initial);
+  absl::Duration backoff = initial;
+  bool failing = false;
+  while (true) {
+    {
+      std::unique_lock<std::mutex> lock(drain_mu_);
+      // After a failed pass: a pause that new failures cannot cut short
+      // (every call fails while Kafka is away). Idle: until a publish fails,
+      // or `cap` passes.
+      const absl::Duration pause = failing ? backoff : cap;
+      drain_cv_.wait_for(lock, absl::ToChronoMilliseconds(pause),
+                         [&] { return drain_stop_ || (!failing && drain_wanted_); });
+      if (drain_stop_) return;
+      drain_wanted_ = false;
+    }
+    absl::StatusOr<int> drained = DrainPending();
+    if (drained.ok()) {
+      failing = false;
+      backoff = initial;
+      continue;
+    }
+    if (!failing) {
+      LogWarning("ledger drain failed; retrying with backoff",
+                 {{"error", std::string(drained.status().message())},
+                  {"backoff_ms", std::to_string(absl::ToInt64Milliseconds(backoff))}});
+    }
+    // Capped exponential backoff: `initial` after the first failed pass,
+    // twice as long after each further one, at most `cap`.
+    if (failing) backoff = std::min(backoff * 2, cap);
+    failing = true;
+  }
 }
 
 }  // namespace casebridge

@@ -14,18 +14,25 @@
 //    publishes exactly that event (same id, same sequence).
 //  * Events of one subject are numbered 1, 2, 3, … per source and reach
 //    Kafka in that order.
+//  * With the background drain started (`StartBackgroundDrain`), pending
+//    events reach Kafka once it is back, without waiting for a retry or the
+//    case's next call: per case in sequence order, with capped exponential
+//    backoff between failed passes.
 //
 // Thread safety: safe for concurrent use.
 #pragma once
 
+#include <condition_variable>
+#include <cstdint>
 #include <functional>
 #include <future>
-#include <vector>
 #include <memory>
 #include <mutex>
 #include <optional>
 #include <set>
 #include <string>
+#include <thread>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
@@ -78,6 +85,17 @@ struct RecorderOptions {
   absl::Duration delivery_timeout = absl::Seconds(10);
 };
 
+// How the background drain retries pending events while Kafka is away.
+struct DrainOptions {
+  // The pause after the first failed pass; doubled after each further
+  // failure, up to `max_backoff`, and reset by a pass that succeeds.
+  absl::Duration initial_backoff = absl::Milliseconds(500);
+  // The longest pause between failed passes. Also how often an idle drain
+  // looks at the ledger anyway (a safety net: it is woken whenever a
+  // publish fails).
+  absl::Duration max_backoff = absl::Seconds(30);
+};
+
 class EventRecorder {
  public:
   // Opens (creating) the ledger at `ledger_path`.
@@ -85,6 +103,11 @@ class EventRecorder {
                                                                RecorderOptions options,
                                                                kafka::Publisher& publisher,
                                                                Clock& clock = RealClock());
+
+  EventRecorder(const EventRecorder&) = delete;
+  EventRecorder& operator=(const EventRecorder&) = delete;
+  // Stops the background drain first.
+  ~EventRecorder();
 
   // Records one event. `action` runs at most once per idempotency key that
   // reaches the ledger (it must itself be idempotent per key: it may run
@@ -104,8 +127,27 @@ class EventRecorder {
       const std::string& event_id);
 
   // Publishes every event still pending in the ledger (e.g. after a crash),
-  // in ledger order. Returns the number published.
+  // per subject in sequence order, one at a time. A subject whose event
+  // Kafka rejects (anything but kUnavailable, e.g. too large) is skipped, so
+  // that it cannot hold back other subjects; the pass stops at the first
+  // event Kafka does not confirm in time (kUnavailable: it is away). Returns
+  // kUnavailable if any event was not published, else the number published.
   absl::StatusOr<int> DrainPending();
+
+  // Starts a thread that runs `DrainPending` whenever a publish has failed
+  // (and at least every `options.max_backoff`), pausing with capped
+  // exponential backoff while passes fail. New calls are unaffected: a
+  // case's new event still waits behind the case's pending ones. Call at
+  // most once; stopped by `StopBackgroundDrain` or the destructor.
+  void StartBackgroundDrain(DrainOptions options = {});
+
+  // Stops the background drain, waiting for a pass in progress (at most
+  // about `delivery_timeout + 2 s`). Idempotent.
+  void StopBackgroundDrain();
+
+  // The outbox depth: events in the ledger that Kafka has not confirmed yet
+  // (pending or in flight). For metrics and tests.
+  absl::StatusOr<int64_t> PendingCount();
 
   // The source of this recorder's events, "/casebridge/<system>/<municipality>".
   const std::string& source() const { return source_; }
@@ -123,8 +165,9 @@ class EventRecorder {
   InFlight SendLocked(const std::string& key, const casebridge::events::v1::CaseEvent& event);
   // Waits for `record`, clears it from the in-flight set and marks it
   // published when durable. Returns kUnavailable ("retry with the same
-  // idempotency_key") if it is not.
-  absl::Status AwaitAndMark(InFlight& record);
+  // idempotency_key") if it is not, and then sets `*cause` (if not null) to
+  // the publisher's own verdict.
+  absl::Status AwaitAndMark(InFlight& record, absl::Status* cause = nullptr);
   // Returns the key of the first event of `subject` (sequence up to
   // `up_to_sequence`) that is neither durable nor in flight, and fills
   // `event` if not null. REQUIRES: `mu_` held.
@@ -134,11 +177,29 @@ class EventRecorder {
   // Publishes the pending events of `subject` with a sequence up to
   // `up_to_sequence`, one at a time in sequence order, stopping at the first
   // that does not become durable. Returns how many were published.
-  absl::StatusOr<int> PublishPendingInOrder(const std::string& subject, uint64_t up_to_sequence);
+  // `*cause` as in `AwaitAndMark`.
+  absl::StatusOr<int> PublishPendingInOrder(const std::string& subject, uint64_t up_to_sequence,
+                                            absl::Status* cause = nullptr);
+  // Waits (at most about the delivery timeout) while another call has the
+  // event of `key` in flight, then returns OK if the ledger marks it
+  // published and kUnavailable (`busy`) if not.
+  absl::Status AwaitOtherSender(const std::string& key, const char* busy);
+  // Asks the background drain (if running) for a pass.
+  void WakeDrain();
+  // The background drain's loop.
+  void DrainLoop(DrainOptions options);
 
   std::mutex mu_;  // serialises the ledger, the enqueue order and in_flight_keys_
   // Keys of events handed to the publisher whose outcome is not known yet.
   std::set<std::string> in_flight_keys_;
+  // Notified whenever a key leaves `in_flight_keys_`.
+  std::condition_variable in_flight_done_;
+
+  std::mutex drain_mu_;  // guards the three fields below
+  std::condition_variable drain_cv_;
+  bool drain_wanted_ = false;
+  bool drain_stop_ = false;
+  std::thread drainer_;
   std::unique_ptr<sqlite::Database> db_;
   RecorderOptions options_;
   std::string source_;

@@ -222,6 +222,37 @@ TEST_F(ConfigTest, LedgerPathIsRequired) {
               StatusIs(absl::StatusCode::kInvalidArgument, StartsWith("ledger_path: ")));
 }
 
+TEST_F(ConfigTest, AdapterCallTimeoutMustBePositive) {
+  CaseSystemServiceConfig config = Valid();
+  config.mutable_adapter()->mutable_call_timeout()->set_seconds(-1);
+  EXPECT_THAT(ValidateCaseSystemConfig(config),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       StartsWith("adapter.call_timeout: must be positive")));
+}
+
+TEST_F(ConfigTest, OutboxDrainBackoffsMustBePositive) {
+  CaseSystemServiceConfig config = Valid();
+  config.mutable_outbox()->mutable_drain_initial_backoff()->set_seconds(0);
+  EXPECT_THAT(ValidateCaseSystemConfig(config),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       StartsWith("outbox.drain_initial_backoff: must be positive")));
+  config = Valid();
+  config.mutable_outbox()->mutable_drain_max_backoff()->set_seconds(-5);
+  EXPECT_THAT(ValidateCaseSystemConfig(config),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       StartsWith("outbox.drain_max_backoff: must be positive")));
+}
+
+TEST_F(ConfigTest, ShutdownGracePeriodMustBePositive) {
+  CaseSystemServiceConfig config = Valid();
+  config.mutable_shutdown_grace_period()->set_nanos(0);
+  EXPECT_THAT(ValidateCaseSystemConfig(config),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       StartsWith("shutdown_grace_period: must be positive")));
+  config.mutable_shutdown_grace_period()->set_seconds(10);
+  EXPECT_OK(ValidateCaseSystemConfig(config));
+}
+
 TEST_F(ConfigTest, DefaultsFillTheCanonicalTopic) {
   EXPECT_EQ(WithDefaults(Valid(), kListen).canonical_topic(), "casebridge.case-events.v1");
   EXPECT_EQ(std::string(kDefaultCanonicalTopic), "casebridge.case-events.v1");

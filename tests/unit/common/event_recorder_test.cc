@@ -392,6 +392,39 @@ TEST_F(EventRecorderTest, DrainPendingWithNothingPendingPublishesNothing) {
   EXPECT_THAT(publisher_.records(), SizeIs(1));
 }
 
+TEST_F(EventRecorderTest, DrainPendingSkipsACaseWhoseEventKafkaRejects) {
+  publisher_.FailNext(absl::InvalidArgumentError("kafka: Broker: Message size too large"));
+  EXPECT_THAT(Record("key-1", kSubject), StatusIs(absl::StatusCode::kUnavailable));
+  publisher_.FailNext(absl::UnavailableError("broker down"));
+  EXPECT_THAT(Record("key-2", kOtherSubject), StatusIs(absl::StatusCode::kUnavailable));
+
+  publisher_.FailNext(absl::InvalidArgumentError("kafka: Broker: Message size too large"));
+  EXPECT_THAT(recorder_->DrainPending(), StatusIs(absl::StatusCode::kUnavailable));
+  // The rejected event holds back only its own case.
+  ASSERT_THAT(publisher_.records(), SizeIs(1));
+  absl::StatusOr<CaseEvent> published = kafka::DecodeCaseEventRecord(publisher_.records()[0]);
+  ASSERT_OK(published);
+  EXPECT_EQ(published->subject(), kOtherSubject);
+  EXPECT_EQ(*recorder_->PendingCount(), 1);
+}
+
+TEST_F(EventRecorderTest, DrainPendingStopsAtTheFirstCaseWhenKafkaIsAway) {
+  publisher_.FailNext(absl::UnavailableError("broker down"));
+  EXPECT_THAT(Record("key-1", kSubject), StatusIs(absl::StatusCode::kUnavailable));
+  publisher_.FailNext(absl::UnavailableError("broker down"));
+  EXPECT_THAT(Record("key-2", kOtherSubject), StatusIs(absl::StatusCode::kUnavailable));
+
+  publisher_.FailNext(absl::UnavailableError("kafka: Local: Message timed out"));
+  EXPECT_THAT(recorder_->DrainPending(), StatusIs(absl::StatusCode::kUnavailable));
+  // The second case was not tried (it would only have waited as long).
+  EXPECT_THAT(publisher_.records(), IsEmpty());
+  EXPECT_EQ(*recorder_->PendingCount(), 2);
+  absl::StatusOr<int> drained = recorder_->DrainPending();
+  ASSERT_OK(drained);
+  EXPECT_EQ(*drained, 2);
+  EXPECT_EQ(*recorder_->PendingCount(), 0);
+}
+
 TEST_F(EventRecorderTest, DrainPendingPublishesAnEventLeftPending) {
   publisher_.FailNext(absl::UnavailableError("broker down"));
   ASSERT_THAT(Record("key-1"), StatusIs(absl::StatusCode::kUnavailable));
@@ -522,7 +555,9 @@ TEST_F(EventRecorderInFlightTest, ConcurrentEventsOfOneCaseAreEachSentOnce) {
 }
 
 // Regression: when an earlier event of the case failed, the call whose event
-// another call happened to send answers OK only once that send is durable.
+// another call happened to send answers only once that send has its
+// outcome, and with that outcome (ADR 0016; it used to answer UNAVAILABLE at
+// once).
 TEST_F(EventRecorderInFlightTest, CallWhoseEventAnotherCallSendsWaitsForItsOutcome) {
   absl::StatusOr<RecordOutcome> failed, second, third;
   std::thread a = RecordAsync("key-1", &failed);
@@ -538,29 +573,46 @@ TEST_F(EventRecorderInFlightTest, CallWhoseEventAnotherCallSendsWaitsForItsOutco
   EXPECT_EQ(publisher_.SequenceOf(1), 1u);
   EXPECT_EQ(publisher_.SequenceOf(2), 2u);
   publisher_.Resolve(1, absl::OkStatus());  // key-1 durable; key-2 still in flight
-  x.join();
-  EXPECT_THAT(second, StatusIs(absl::StatusCode::kUnavailable));
   publisher_.Resolve(2, absl::OkStatus());  // key-2 durable; then key-3 goes out
+  x.join();
+  ASSERT_OK(second);
+  EXPECT_EQ(second->event.sequence(), 2u);
   ASSERT_TRUE(testing::PollUntil([&] { return publisher_.sent() == 4; }));
   EXPECT_EQ(publisher_.SequenceOf(3), 3u);
   publisher_.Resolve(3, absl::OkStatus());
   y.join();
   ASSERT_OK(third);
+  EXPECT_EQ(publisher_.sent(), 4u);
 }
 
-// A retry while the first call is still waiting for Kafka does not send
-// the event a second time and does not claim it is durable.
-TEST_F(EventRecorderInFlightTest, RetryWhileTheFirstCallWaitsIsUnavailable) {
+// A retry while the first call is still waiting for Kafka does not send the
+// event a second time; it waits for the first call's outcome and answers
+// with it.
+TEST_F(EventRecorderInFlightTest, RetryWhileTheFirstCallWaitsGetsItsOutcome) {
   absl::StatusOr<RecordOutcome> first, retry;
   std::thread a = RecordAsync("key-1", &first);
   ASSERT_TRUE(testing::PollUntil([&] { return publisher_.sent() == 1; }));
   std::thread b = RecordAsync("key-1", &retry);
+  publisher_.Resolve(0, absl::OkStatus());
+  a.join();
   b.join();
-  EXPECT_THAT(retry, StatusIs(absl::StatusCode::kUnavailable, HasSubstr("in progress")));
+  ASSERT_OK(first);
+  ASSERT_OK(retry);
+  EXPECT_TRUE(retry->replayed);
+  EXPECT_EQ(retry->event.id(), first->event.id());
   EXPECT_EQ(publisher_.sent(), 1u);
+}
+
+TEST_F(EventRecorderInFlightTest, PendingCountIsTheOutboxDepth) {
+  EXPECT_EQ(*recorder_->PendingCount(), 0);
+  absl::StatusOr<RecordOutcome> first;
+  std::thread a = RecordAsync("key-1", &first);
+  ASSERT_TRUE(testing::PollUntil([&] { return publisher_.sent() == 1; }));
+  EXPECT_EQ(*recorder_->PendingCount(), 1);  // in flight counts
   publisher_.Resolve(0, absl::OkStatus());
   a.join();
   ASSERT_OK(first);
+  EXPECT_EQ(*recorder_->PendingCount(), 0);
 }
 
 }  // namespace
