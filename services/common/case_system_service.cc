@@ -276,6 +276,10 @@ absl::StatusOr<RecordResponse> CaseSystemCore::RescheduleAppointment(
         RETURN_IF_ERROR(RequireAppointmentId(request.appointment_id()));
         if (!request.has_start()) return absl::InvalidArgumentError("start: required");
         if (!request.has_end()) return absl::InvalidArgumentError("end: required");
+        // Within RFC 3339's range, so every consumer's protobuf library can
+        // read the published times (found by the fuzzer, docs/fuzzing.md).
+        RETURN_IF_ERROR(ValidateTimestamp(request.start(), "start"));
+        RETURN_IF_ERROR(ValidateTimestamp(request.end(), "end"));
         if (ToAbslTime(request.end()) <= ToAbslTime(request.start())) {
           return absl::InvalidArgumentError("end: must be after start");
         }

@@ -44,9 +44,11 @@ absl::StatusOr<std::unique_ptr<CoordinationApp>> CoordinationApp::Start(
   // Role, task and derived events recorded but not confirmed before a crash
   // go out first.
   if (absl::StatusOr<int> drained = app->recorder_->DrainPending(); !drained.ok()) {
-    LogWarning("ledger drain failed; pending events are retried on the next call",
+    LogWarning("ledger drain failed; the background drain retries it",
                {{"error", std::string(drained.status().message())}});
   }
+  // Pending events reach Kafka when it returns, without waiting for a call.
+  app->recorder_->StartBackgroundDrain();
 
   ASSIGN_OR_RETURN(app->consumer_,
                    kafka::NewKafkaConsumer(c.kafka(), c.consumer_group(), {c.canonical_topic()}));
@@ -93,6 +95,7 @@ void CoordinationApp::Shutdown() {
   }
   if (watchdogs_ != nullptr) watchdogs_->Stop();
   if (processor_ != nullptr) processor_->Stop();
+  if (recorder_ != nullptr) recorder_->StopBackgroundDrain();
   if (consumer_ != nullptr) consumer_->Close();
   if (publisher_ != nullptr) publisher_->Flush(absl::Seconds(15)).IgnoreError();
 }

@@ -79,7 +79,8 @@ class GracefulShutdownTest : public ::testing::Test {
     }
     const std::string config = absl::StrCat(R"({
       "municipality": "0751",
-      "server": {"listenAddress": "127.0.0.1:0", "portFile": ")", dir_.File("port"), R"("},
+      "server": {"listenAddress": "127.0.0.1:0", "portFile": ")", dir_.File("port"), R"(",
+                 "insecureDevelopmentMode": true},
       "kafka": {"bootstrapServers": ")", testing::KafkaBootstrap(), R"(", "deliveryTimeout": "5s"},
       "canonicalTopic": ")", topic_, R"(",
       "adapter": {"reference": {"databasePath": ")", dir_.File("system.db"), R"("}},

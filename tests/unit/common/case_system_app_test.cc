@@ -126,6 +126,7 @@ TEST(CaseSystemAppTest, AHangingVendorIsCutOffAndThenTheCircuitAnswersAtOnce) {
   config::v1::CaseSystemServiceConfig config;
   config.set_municipality("0751");
   config.mutable_server()->set_listen_address("127.0.0.1:0");
+  config.mutable_server()->set_insecure_development_mode(true);
   config.mutable_kafka()->set_bootstrap_servers(cluster.bootstrap());
   config.mutable_kafka()->mutable_delivery_timeout()->set_seconds(2);
   config.mutable_adapter()->mutable_reference()->set_database_path(dir.File("system.db"));

@@ -862,6 +862,20 @@ TEST_P(CaseSystemServiceTest, RescheduleCancelledAppointmentIsFailedPrecondition
   EXPECT_THAT(publisher_.records(), SizeIs(2));
 }
 
+// Found by the fuzzer (docs/fuzzing.md, finding 3).
+TEST_P(CaseSystemServiceTest, RescheduleToATimeOutsideRfc3339IsInvalidArgument) {
+  const std::string id = BookedAppointment();
+  RescheduleAppointmentRequest request;
+  FillContext(*request.mutable_context(), "move-1", kCpr);
+  request.set_appointment_id(id);
+  request.mutable_start()->set_seconds(300000000000);  // year 11476
+  request.mutable_end()->set_seconds(300000003600);
+  RecordResponse response;
+  EXPECT_THAT(stub_->RescheduleAppointment(Context().get(), request, &response),
+              GrpcStatusIs(grpc::INVALID_ARGUMENT, StartsWith("start: ")));
+  EXPECT_THAT(publisher_.records(), SizeIs(1));  // only the booking
+}
+
 TEST_P(CaseSystemServiceTest, RescheduleWithEndBeforeStartIsInvalidArgument) {
   const std::string id = BookedAppointment();
   RescheduleAppointmentRequest request;
