@@ -5,12 +5,16 @@
 #include <mutex>
 #include <thread>
 
+#include <grpcpp/support/client_interceptor.h>
+
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_replace.h"
 #include "absl/strings/strip.h"
 #include "absl/time/clock.h"
+#include "services/common/grpc_client.h"
+#include "services/common/peer_identity.h"
 #include "services/common/proto_time.h"
 
 namespace casebridge::sample {
@@ -64,26 +68,94 @@ std::vector<coordination::Delivery> ReadDeliveries(coordination::CoordinationSer
   return deliveries;
 }
 
-events::CaseEvent WaitForEvent(coordination::CoordinationService::Stub& stub,
-                               const std::string& subject,
-                               const std::function<bool(const events::CaseEvent&)>& matches,
-                               const std::string& what, absl::Duration timeout) {
+coordination::TimelineEntry WaitForEvent(
+    coordination::CoordinationService::Stub& stub, const std::string& subject,
+    const std::function<bool(const events::CaseEvent&)>& matches, const std::string& what,
+    absl::Duration timeout) {
   const absl::Time deadline = absl::Now() + timeout;
   coordination::GetTimelineRequest request;
   request.mutable_case_ref()->set_subject(subject);
   request.set_include_superseded(true);
   while (true) {
-    const coordination::Timeline timeline =
-        Call("GetTimeline", stub, &coordination::CoordinationService::Stub::GetTimeline, request);
-    for (const auto& entry : timeline.entries()) {
-      if (matches(entry.event())) return entry.event();
+    grpc::ClientContext context;
+    context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
+    coordination::Timeline timeline;
+    const grpc::Status status = stub.GetTimeline(&context, request, &timeline);
+    if (status.ok()) {
+      for (const auto& entry : timeline.entries()) {
+        if (matches(entry.event())) return entry;
+      }
+    } else if (status.error_code() != grpc::StatusCode::PERMISSION_DENIED &&
+               status.error_code() != grpc::StatusCode::NOT_FOUND) {
+      throw PlayerError(absl::StrCat("GetTimeline failed: code ", static_cast<int>(status.error_code()),
+                                     " ", status.error_message()));
     }
     if (absl::Now() > deadline) {
       throw PlayerError(absl::StrCat("no ", what, " on the case timeline after ",
-                                     absl::FormatDuration(timeout)));
+                                     absl::FormatDuration(timeout),
+                                     status.ok() ? "" : absl::StrCat(" (", status.error_message(), ")")));
     }
     absl::SleepFor(absl::Milliseconds(50));
   }
+}
+
+namespace {
+
+// Names the caller in the development-mode identity metadata.
+class IdentityInterceptor : public grpc::experimental::Interceptor {
+ public:
+  explicit IdentityInterceptor(std::string identity) : identity_(std::move(identity)) {}
+  void Intercept(grpc::experimental::InterceptorBatchMethods* methods) override {
+    if (methods->QueryInterceptionHookPoint(
+            grpc::experimental::InterceptionHookPoints::PRE_SEND_INITIAL_METADATA)) {
+      methods->GetSendInitialMetadata()->emplace(casebridge::common::kDevelopmentIdentityHeader,
+                                                 identity_);
+    }
+    methods->Proceed();
+  }
+
+ private:
+  std::string identity_;
+};
+
+class IdentityInterceptorFactory : public grpc::experimental::ClientInterceptorFactoryInterface {
+ public:
+  explicit IdentityInterceptorFactory(std::string identity) : identity_(std::move(identity)) {}
+  grpc::experimental::Interceptor* CreateClientInterceptor(
+      grpc::experimental::ClientRpcInfo* /*info*/) override {
+    return new IdentityInterceptor(identity_);
+  }
+
+ private:
+  std::string identity_;
+};
+
+}  // namespace
+
+std::shared_ptr<grpc::Channel> Channels::Get(const std::string& address,
+                                             const std::string& identity) {
+  auto& channel = channels_[{address, identity}];
+  if (channel) return channel;
+  if (secure()) {
+    casebridge::config::v1::ClientTlsConfig tls;
+    tls.set_ca_file(absl::StrCat(tls_dir_, "/ca.pem"));
+    tls.set_cert_file(absl::StrCat(tls_dir_, "/", identity, ".pem"));
+    tls.set_key_file(absl::StrCat(tls_dir_, "/", identity, ".key"));
+    absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> credentials =
+        casebridge::common::ClientCredentials(tls);
+    if (!credentials.ok()) {
+      throw PlayerError(absl::StrCat("the certificate of ", identity, " in ", tls_dir_, ": ",
+                                     credentials.status().message()));
+    }
+    channel = grpc::CreateChannel(address, *credentials);
+  } else {
+    std::vector<std::unique_ptr<grpc::experimental::ClientInterceptorFactoryInterface>> interceptors;
+    interceptors.push_back(std::make_unique<IdentityInterceptorFactory>(identity));
+    channel = grpc::experimental::CreateCustomChannelWithInterceptors(
+        address, grpc::InsecureChannelCredentials(), grpc::ChannelArguments(),
+        std::move(interceptors));
+  }
+  return channel;
 }
 
 namespace {
