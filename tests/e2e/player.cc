@@ -167,6 +167,23 @@ std::string Words(const std::string& enum_name, const std::string& prefix, const
   return absl::StrReplaceAll(words, {{"_", joiner}});
 }
 
+// A unit by its id; in a minimal projection (ids withheld) by its
+// administration.
+std::string UnitText(const casebridge::common::v1::Unit& unit) {
+  if (!unit.id().empty()) return unit.id();
+  if (unit.administration() == casebridge::common::v1::ADMINISTRATION_UNSPECIFIED) return "?";
+  return Words(casebridge::common::v1::Administration_Name(unit.administration()), "ADMINISTRATION_",
+               " ");
+}
+
+// An offer by its code; in a minimal projection by its administration.
+std::string OfferText(const events::Offer& offer) {
+  if (!offer.code().empty()) return offer.code();
+  if (offer.administration() == casebridge::common::v1::ADMINISTRATION_UNSPECIFIED) return "(offer)";
+  return absl::StrCat("(", Words(casebridge::common::v1::Administration_Name(offer.administration()),
+                                 "ADMINISTRATION_", " "), " offer)");
+}
+
 std::string Codes(const google::protobuf::RepeatedPtrField<events::Reason>& reasons) {
   return absl::StrJoin(reasons, ", ", [](std::string* out, const events::Reason& reason) {
     out->append(reason.code());
@@ -187,7 +204,7 @@ std::string Roles(const google::protobuf::RepeatedField<int>& roles) {
 
 std::string DecisionFacts(const events::Decision& d) {
   std::string text = absl::StrCat(
-      d.offer().code(), " ", Words(events::DecisionOutcome_Name(d.outcome()), "DECISION_OUTCOME_", " "));
+      OfferText(d.offer()), " ", Words(events::DecisionOutcome_Name(d.outcome()), "DECISION_OUTCOME_", " "));
   if (!d.reasons().empty()) absl::StrAppend(&text, " · reasons: ", Codes(d.reasons()));
   if (!d.alternatives().empty()) absl::StrAppend(&text, " · instead: ", Codes(d.alternatives()));
   if (d.complaint().has_deadline()) {
@@ -198,7 +215,9 @@ std::string DecisionFacts(const events::Decision& d) {
 }
 
 std::string AppointmentFacts(const events::Appointment& a) {
-  std::string text = Words(events::AppointmentKind_Name(a.kind()), "APPOINTMENT_KIND_", " ");
+  std::string text = a.kind() == events::APPOINTMENT_KIND_UNSPECIFIED  // minimal projection
+                         ? std::string("appointment")
+                         : Words(events::AppointmentKind_Name(a.kind()), "APPOINTMENT_KIND_", " ");
   if (a.has_start()) {
     absl::StrAppend(&text, " ", DayTime(a.start()));
     if (a.has_end()) {
@@ -211,19 +230,20 @@ std::string AppointmentFacts(const events::Appointment& a) {
 }
 
 std::string ReferralFacts(const events::Referral& r) {
-  std::string text = absl::StrCat(r.referral_id(), " ", r.offer().code());
+  std::string text = absl::StrCat(r.referral_id(), " ", OfferText(r.offer()));
   switch (r.status()) {
     case events::REFERRAL_STATUS_SENT:
-      absl::StrAppend(&text, " → ", r.to_unit().id());
+      absl::StrAppend(&text, " → ", UnitText(r.to_unit()));
       break;
     case events::REFERRAL_STATUS_RECEIVED:
     case events::REFERRAL_STATUS_ACCEPTED:
-      absl::StrAppend(&text, " at ", r.to_unit().id());
+      absl::StrAppend(&text, " at ", UnitText(r.to_unit()));
       break;
     case events::REFERRAL_STATUS_FORWARDED:
-      absl::StrAppend(&text, " from ", r.to_unit().id(), " → ", r.forwarded_to().id());
+      absl::StrAppend(&text, " from ", UnitText(r.to_unit()), " → ", UnitText(r.forwarded_to()));
       break;
     case events::REFERRAL_STATUS_ASSESSED:
+      if (!r.has_assessment()) break;  // withheld in a minimal projection
       absl::StrAppend(&text, r.assessment().in_target_group() ? " in target group"
                                                               : " NOT in target group");
       if (!r.assessment().reasons().empty()) {
