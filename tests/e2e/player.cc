@@ -331,7 +331,8 @@ std::string Facts(const events::CaseEvent& event) {
     }
     case events::CaseEvent::kReplanning: {
       const events::ReplanningFlag& p = event.replanning();
-      std::string text = absl::StrCat("referral ", p.referral_id(), " · reasons: ", Codes(p.reasons()));
+      std::string text = absl::StrCat("referral ", p.referral_id());
+      if (!p.reasons().empty()) absl::StrAppend(&text, " · reasons: ", Codes(p.reasons()));
       if (!p.alternatives().empty()) absl::StrAppend(&text, " · instead: ", Codes(p.alternatives()));
       return text;
     }
