@@ -5,6 +5,13 @@ namespace casebridge::sample {
 using casebridge::common::v1::Role;
 using casebridge::events::v1::CaseEvent;
 
+ExpectedRouting::ExpectedRouting(const casebridge::config::v1::CoordinationServiceConfig& config)
+    : routing_(config.routing()) {
+  for (const auto& recipient : config.recipients()) {
+    administrations_[recipient.id()] = recipient.administration();
+  }
+}
+
 bool TypeMatches(const std::string& pattern, const std::string& type) {
   if (!pattern.empty() && pattern.back() == '*') {
     return type.compare(0, pattern.size() - 1, pattern, 0, pattern.size() - 1) == 0;
@@ -58,6 +65,9 @@ std::set<std::string> ExpectedRouting::Add(const CaseEvent& event) {
       case CaseEvent::kTask:
         roles.insert(event.task().owner_role());
         break;
+      case CaseEvent::kConsent:
+        for (const auto& [role, holder] : holders_) roles.insert(role);
+        break;
       default:
         break;
     }
@@ -66,7 +76,26 @@ std::set<std::string> ExpectedRouting::Add(const CaseEvent& event) {
     }
   }
   for (const std::string& recipient : recipients) {
-    deliveries_[recipient].push_back({event.id(), event.type()});
+    std::vector<Role> held;
+    for (const auto& [role, holder] : holders_) {
+      if (holder == recipient) held.push_back(role);
+    }
+    auto administration = administrations_.find(recipient);
+    deliveries_[recipient].push_back(
+        {event.id(), event.type(),
+         casebridge::coordination::DecideDisclosure(
+             event,
+             administration == administrations_.end()
+                 ? casebridge::common::v1::ADMINISTRATION_UNSPECIFIED
+                 : administration->second,
+             held, consents_)});
+  }
+  if (event.has_consent()) {  // in force for the events routed after it
+    const auto& consent = event.consent();
+    std::erase_if(consents_, [&](const casebridge::events::v1::Consent& c) {
+      return c.consent_id() == consent.consent_id();
+    });
+    if (!consent.withdrawn()) consents_.push_back(consent);
   }
   return recipients;
 }

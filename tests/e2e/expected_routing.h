@@ -12,7 +12,12 @@
 //     coordinating caseworker, watchdog alerts to the coordinating
 //     caseworker, re-planning flags to the coordinating caseworker and the
 //     rehabilitation team (case_event.proto), task events to the holder of
-//     the task's `owner_role`.
+//     the task's `owner_role`; consent events to every party on the case.
+// For each delivery it also decides the disclosure (full or the minimal
+// projection) with the contract's pure rule (projection.h
+// `DecideDisclosure`, docs/consent.md): the recipient's administration from
+// the config, its roles and the consents in force when the event is routed
+// (a consent applies to the events routed after it, a withdrawal likewise).
 // Events are added in the order the coordination service applies them (the
 // order of the case on the canonical topic), so each party's list is the
 // order of its deliveries.
@@ -27,6 +32,7 @@
 #include "casebridge/common/v1/common.pb.h"
 #include "casebridge/config/v1/config.pb.h"
 #include "casebridge/events/v1/case_event.pb.h"
+#include "services/coordination/projection.h"
 
 namespace casebridge::sample {
 
@@ -34,12 +40,15 @@ namespace casebridge::sample {
 struct ExpectedDelivery {
   std::string event_id;
   std::string type;
+  // How much of it the recipient must receive, and why.
+  casebridge::coordination::DisclosureDecision disclosure;
 };
 
 class ExpectedRouting {
  public:
-  explicit ExpectedRouting(casebridge::config::v1::RoutingConfig routing)
-      : routing_(std::move(routing)) {}
+  // `config`: the coordination service's config (routing rules and the
+  // recipients' administrations).
+  explicit ExpectedRouting(const casebridge::config::v1::CoordinationServiceConfig& config);
 
   // Adds the next event of the case (`id`, `type` and the payload fields the
   // rules look at: the role assignment, `load_warning.notify_roles`,
@@ -57,7 +66,9 @@ class ExpectedRouting {
 
  private:
   casebridge::config::v1::RoutingConfig routing_;
+  std::map<std::string, casebridge::common::v1::Administration> administrations_;
   std::map<casebridge::common::v1::Role, std::string> holders_;
+  std::vector<casebridge::events::v1::Consent> consents_;  // in force, oldest first
   std::map<std::string, std::vector<ExpectedDelivery>> deliveries_;
 };
 

@@ -5,12 +5,16 @@
 #include <mutex>
 #include <thread>
 
+#include <grpcpp/support/client_interceptor.h>
+
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_replace.h"
 #include "absl/strings/strip.h"
 #include "absl/time/clock.h"
+#include "services/common/grpc_client.h"
+#include "services/common/peer_identity.h"
 #include "services/common/proto_time.h"
 
 namespace casebridge::sample {
@@ -64,26 +68,94 @@ std::vector<coordination::Delivery> ReadDeliveries(coordination::CoordinationSer
   return deliveries;
 }
 
-events::CaseEvent WaitForEvent(coordination::CoordinationService::Stub& stub,
-                               const std::string& subject,
-                               const std::function<bool(const events::CaseEvent&)>& matches,
-                               const std::string& what, absl::Duration timeout) {
+coordination::TimelineEntry WaitForEvent(
+    coordination::CoordinationService::Stub& stub, const std::string& subject,
+    const std::function<bool(const events::CaseEvent&)>& matches, const std::string& what,
+    absl::Duration timeout) {
   const absl::Time deadline = absl::Now() + timeout;
   coordination::GetTimelineRequest request;
   request.mutable_case_ref()->set_subject(subject);
   request.set_include_superseded(true);
   while (true) {
-    const coordination::Timeline timeline =
-        Call("GetTimeline", stub, &coordination::CoordinationService::Stub::GetTimeline, request);
-    for (const auto& entry : timeline.entries()) {
-      if (matches(entry.event())) return entry.event();
+    grpc::ClientContext context;
+    context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
+    coordination::Timeline timeline;
+    const grpc::Status status = stub.GetTimeline(&context, request, &timeline);
+    if (status.ok()) {
+      for (const auto& entry : timeline.entries()) {
+        if (matches(entry.event())) return entry;
+      }
+    } else if (status.error_code() != grpc::StatusCode::PERMISSION_DENIED &&
+               status.error_code() != grpc::StatusCode::NOT_FOUND) {
+      throw PlayerError(absl::StrCat("GetTimeline failed: code ", static_cast<int>(status.error_code()),
+                                     " ", status.error_message()));
     }
     if (absl::Now() > deadline) {
       throw PlayerError(absl::StrCat("no ", what, " on the case timeline after ",
-                                     absl::FormatDuration(timeout)));
+                                     absl::FormatDuration(timeout),
+                                     status.ok() ? "" : absl::StrCat(" (", status.error_message(), ")")));
     }
     absl::SleepFor(absl::Milliseconds(50));
   }
+}
+
+namespace {
+
+// Names the caller in the development-mode identity metadata.
+class IdentityInterceptor : public grpc::experimental::Interceptor {
+ public:
+  explicit IdentityInterceptor(std::string identity) : identity_(std::move(identity)) {}
+  void Intercept(grpc::experimental::InterceptorBatchMethods* methods) override {
+    if (methods->QueryInterceptionHookPoint(
+            grpc::experimental::InterceptionHookPoints::PRE_SEND_INITIAL_METADATA)) {
+      methods->GetSendInitialMetadata()->emplace(casebridge::common::kDevelopmentIdentityHeader,
+                                                 identity_);
+    }
+    methods->Proceed();
+  }
+
+ private:
+  std::string identity_;
+};
+
+class IdentityInterceptorFactory : public grpc::experimental::ClientInterceptorFactoryInterface {
+ public:
+  explicit IdentityInterceptorFactory(std::string identity) : identity_(std::move(identity)) {}
+  grpc::experimental::Interceptor* CreateClientInterceptor(
+      grpc::experimental::ClientRpcInfo* /*info*/) override {
+    return new IdentityInterceptor(identity_);
+  }
+
+ private:
+  std::string identity_;
+};
+
+}  // namespace
+
+std::shared_ptr<grpc::Channel> Channels::Get(const std::string& address,
+                                             const std::string& identity) {
+  auto& channel = channels_[{address, identity}];
+  if (channel) return channel;
+  if (secure()) {
+    casebridge::config::v1::ClientTlsConfig tls;
+    tls.set_ca_file(absl::StrCat(tls_dir_, "/ca.pem"));
+    tls.set_cert_file(absl::StrCat(tls_dir_, "/", identity, ".pem"));
+    tls.set_key_file(absl::StrCat(tls_dir_, "/", identity, ".key"));
+    absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> credentials =
+        casebridge::common::ClientCredentials(tls);
+    if (!credentials.ok()) {
+      throw PlayerError(absl::StrCat("the certificate of ", identity, " in ", tls_dir_, ": ",
+                                     credentials.status().message()));
+    }
+    channel = grpc::CreateChannel(address, *credentials);
+  } else {
+    std::vector<std::unique_ptr<grpc::experimental::ClientInterceptorFactoryInterface>> interceptors;
+    interceptors.push_back(std::make_unique<IdentityInterceptorFactory>(identity));
+    channel = grpc::experimental::CreateCustomChannelWithInterceptors(
+        address, grpc::InsecureChannelCredentials(), grpc::ChannelArguments(),
+        std::move(interceptors));
+  }
+  return channel;
 }
 
 namespace {
@@ -93,6 +165,23 @@ namespace {
 std::string Words(const std::string& enum_name, const std::string& prefix, const char* joiner) {
   std::string words = absl::AsciiStrToLower(absl::StripPrefix(enum_name, prefix));
   return absl::StrReplaceAll(words, {{"_", joiner}});
+}
+
+// A unit by its id; in a minimal projection (ids withheld) by its
+// administration.
+std::string UnitText(const casebridge::common::v1::Unit& unit) {
+  if (!unit.id().empty()) return unit.id();
+  if (unit.administration() == casebridge::common::v1::ADMINISTRATION_UNSPECIFIED) return "?";
+  return Words(casebridge::common::v1::Administration_Name(unit.administration()), "ADMINISTRATION_",
+               " ");
+}
+
+// An offer by its code; in a minimal projection by its administration.
+std::string OfferText(const events::Offer& offer) {
+  if (!offer.code().empty()) return offer.code();
+  if (offer.administration() == casebridge::common::v1::ADMINISTRATION_UNSPECIFIED) return "(offer)";
+  return absl::StrCat("(", Words(casebridge::common::v1::Administration_Name(offer.administration()),
+                                 "ADMINISTRATION_", " "), " offer)");
 }
 
 std::string Codes(const google::protobuf::RepeatedPtrField<events::Reason>& reasons) {
@@ -115,7 +204,7 @@ std::string Roles(const google::protobuf::RepeatedField<int>& roles) {
 
 std::string DecisionFacts(const events::Decision& d) {
   std::string text = absl::StrCat(
-      d.offer().code(), " ", Words(events::DecisionOutcome_Name(d.outcome()), "DECISION_OUTCOME_", " "));
+      OfferText(d.offer()), " ", Words(events::DecisionOutcome_Name(d.outcome()), "DECISION_OUTCOME_", " "));
   if (!d.reasons().empty()) absl::StrAppend(&text, " · reasons: ", Codes(d.reasons()));
   if (!d.alternatives().empty()) absl::StrAppend(&text, " · instead: ", Codes(d.alternatives()));
   if (d.complaint().has_deadline()) {
@@ -126,7 +215,9 @@ std::string DecisionFacts(const events::Decision& d) {
 }
 
 std::string AppointmentFacts(const events::Appointment& a) {
-  std::string text = Words(events::AppointmentKind_Name(a.kind()), "APPOINTMENT_KIND_", " ");
+  std::string text = a.kind() == events::APPOINTMENT_KIND_UNSPECIFIED  // minimal projection
+                         ? std::string("appointment")
+                         : Words(events::AppointmentKind_Name(a.kind()), "APPOINTMENT_KIND_", " ");
   if (a.has_start()) {
     absl::StrAppend(&text, " ", DayTime(a.start()));
     if (a.has_end()) {
@@ -139,19 +230,20 @@ std::string AppointmentFacts(const events::Appointment& a) {
 }
 
 std::string ReferralFacts(const events::Referral& r) {
-  std::string text = absl::StrCat(r.referral_id(), " ", r.offer().code());
+  std::string text = absl::StrCat(r.referral_id(), " ", OfferText(r.offer()));
   switch (r.status()) {
     case events::REFERRAL_STATUS_SENT:
-      absl::StrAppend(&text, " → ", r.to_unit().id());
+      absl::StrAppend(&text, " → ", UnitText(r.to_unit()));
       break;
     case events::REFERRAL_STATUS_RECEIVED:
     case events::REFERRAL_STATUS_ACCEPTED:
-      absl::StrAppend(&text, " at ", r.to_unit().id());
+      absl::StrAppend(&text, " at ", UnitText(r.to_unit()));
       break;
     case events::REFERRAL_STATUS_FORWARDED:
-      absl::StrAppend(&text, " from ", r.to_unit().id(), " → ", r.forwarded_to().id());
+      absl::StrAppend(&text, " from ", UnitText(r.to_unit()), " → ", UnitText(r.forwarded_to()));
       break;
     case events::REFERRAL_STATUS_ASSESSED:
+      if (!r.has_assessment()) break;  // withheld in a minimal projection
       absl::StrAppend(&text, r.assessment().in_target_group() ? " in target group"
                                                               : " NOT in target group");
       if (!r.assessment().reasons().empty()) {
@@ -239,7 +331,8 @@ std::string Facts(const events::CaseEvent& event) {
     }
     case events::CaseEvent::kReplanning: {
       const events::ReplanningFlag& p = event.replanning();
-      std::string text = absl::StrCat("referral ", p.referral_id(), " · reasons: ", Codes(p.reasons()));
+      std::string text = absl::StrCat("referral ", p.referral_id());
+      if (!p.reasons().empty()) absl::StrAppend(&text, " · reasons: ", Codes(p.reasons()));
       if (!p.alternatives().empty()) absl::StrAppend(&text, " · instead: ", Codes(p.alternatives()));
       return text;
     }

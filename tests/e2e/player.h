@@ -7,6 +7,9 @@
 
 #include <chrono>
 #include <functional>
+#include <map>
+#include <memory>
+#include <utility>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -16,6 +19,7 @@
 #include "casebridge/common/v1/common.pb.h"
 #include "casebridge/coordination/v1/coordination_service.grpc.pb.h"
 #include "casebridge/events/v1/case_event.pb.h"
+#include "casebridge/config/v1/config.pb.h"
 #include "google/protobuf/timestamp.pb.h"
 
 namespace casebridge::sample {
@@ -51,12 +55,31 @@ std::vector<casebridge::coordination::v1::Delivery> ReadDeliveries(
     absl::Duration timeout, absl::Duration grace);
 
 // Polls the case's timeline until an event satisfying `matches` is on it,
-// and returns it; throws PlayerError naming `what` after `timeout`.
-casebridge::events::v1::CaseEvent WaitForEvent(
+// and returns its entry (the event as the caller may see it, and the
+// disclosure); throws PlayerError naming `what` after `timeout`. A caller
+// that is not (yet) a party is refused until the event that makes it one is
+// applied: PERMISSION_DENIED and NOT_FOUND are polled through until then.
+casebridge::coordination::v1::TimelineEntry WaitForEvent(
     casebridge::coordination::v1::CoordinationService::Stub& coordination,
     const std::string& subject,
     const std::function<bool(const casebridge::events::v1::CaseEvent&)>& matches,
     const std::string& what, absl::Duration timeout = absl::Seconds(20));
+
+// The channels of the player, one per identity: with a certificate
+// directory (`tls_dir`: ca.pem, NAME.pem, NAME.key — deploy/local/dev-certs)
+// mutual TLS with NAME's certificate; without, plain text with NAME in the
+// `casebridge-dev-identity` metadata (services in insecure development mode).
+class Channels {
+ public:
+  explicit Channels(std::string tls_dir) : tls_dir_(std::move(tls_dir)) {}
+  // A channel to `address` as `identity` (created once, then reused).
+  std::shared_ptr<grpc::Channel> Get(const std::string& address, const std::string& identity);
+  bool secure() const { return !tls_dir_.empty(); }
+
+ private:
+  std::string tls_dir_;
+  std::map<std::pair<std::string, std::string>, std::shared_ptr<grpc::Channel>> channels_;
+};
 
 // The type for a payload state, as the event catalogue names it:
 // TypeFor("referral", "REFERRAL_STATUS_ESTIMATE_CHANGED", "REFERRAL_STATUS_")

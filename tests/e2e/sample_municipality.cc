@@ -7,11 +7,22 @@
 //     --aarhus-coordination H:P --aarhus-config coordination-0751.json
 //     --odense-jobcentre H:P --odense-coordination H:P
 //     --odense-config coordination-0461.json [--check]
-//     [--tls-ca ca.pem --tls-cert NAME.pem --tls-key NAME.key]
+//     [--tls-dir DIR] [--integration-identity NAME]
 //
-// With `--tls-*` every call uses mutual TLS with that client certificate
-// (services started with `server.tls`); without, plain text (services in
-// `server.insecure_development_mode`).
+// Every call is made as the identity the services' authorisation expects
+// (docs/security.md), each over its own channel:
+//   * each party's Subscribe and SendReceipt as that recipient (its id);
+//   * GetTimeline (following the course) as the case's current coordinating
+//     caseworker recipient — a party, whose view is projected per consent;
+//   * AssignRole, RecordConsent/WithdrawConsent, tasks, GetDeliveryStatus
+//     and the case systems' recording calls as the municipality's
+//     integration identity (`--integration-identity`, default
+//     casebridge-admin: an administrator of each coordination service and a
+//     recorder of each case system).
+// With `--tls-dir DIR` (deploy/local/dev-certs: ca.pem, NAME.pem, NAME.key)
+// mutual TLS with NAME's certificate (services started with `server.tls`);
+// without, plain text with NAME in the `casebridge-dev-identity` metadata
+// (services in `server.insecure_development_mode`).
 //
 // The `--*-config` files are the coordination services' own configs: the
 // player reads their recipients and routing rules and works out, from the
@@ -22,6 +33,7 @@
 //      mentor, health administration, social services, rehabilitation team;
 //   2. the job centre refuses extended mentor support (reasons, an
 //      alternative, complaint guidance) and books a follow-up conversation;
+//      the citizen consents that the job centre may see health data;
 //   3. a referral to a health course is sent to the wrong health unit, which
 //      receives it and forwards it; the right unit receives, assesses,
 //      accepts and waitlists it, and later moves the estimate;
@@ -29,12 +41,14 @@
 //      referral to a temporary housing offer → coordination flags re-planning;
 //   5. an open task for the coordinating caseworker, then a new coordinating
 //      caseworker → coordination hands the task over;
-//   6. a health session booked over a job-centre meeting → coordination
-//      warns the booking parties about the double booking.
+//   6. the citizen withdraws the consent; a health session booked over a
+//      job-centre meeting → coordination warns the booking parties about the
+//      double booking (the job centre now sees the health events minimal).
 // Odense (0461), a short course with different routing rules: the parties,
 // a decision and an appointment (the mentor gets no decisions there, the
 // benefits unit no appointments).
-// Then, per party, what arrived through Subscribe; a receipt and the
+// Then, per party, what arrived through Subscribe and whether in full or as
+// the minimal projection (checked against docs/consent.md); a receipt and the
 // delivery status of one event; the case timeline (the "one plan").
 #include <algorithm>
 #include <cstring>
@@ -87,15 +101,15 @@ constexpr char kOdenseCitizen[] = "230588-2468";
 struct Flags {
   std::string aarhus_jobcentre, aarhus_social, aarhus_health, aarhus_coordination, aarhus_config;
   std::string odense_jobcentre, odense_coordination, odense_config;
-  casebridge::config::v1::ClientTlsConfig tls;
+  std::string tls_dir;
+  std::string integration_identity = "casebridge-admin";
   bool check = false;
 };
 
-// The credentials of every channel (set once in main from the --tls-* flags).
-std::shared_ptr<grpc::ChannelCredentials>& Credentials() {
-  static std::shared_ptr<grpc::ChannelCredentials> credentials =
-      grpc::InsecureChannelCredentials();
-  return credentials;
+// Every channel of the player, per address and identity.
+Channels& AllChannels() {
+  static Channels* channels = new Channels("");
+  return *channels;
 }
 
 // A party on a case: the recipient organisation, its role, the holder.
@@ -150,24 +164,58 @@ std::string ShortSystem(events::SourceSystem system) {
 
 void Section(const std::string& title) { std::cout << "\n== " << title << "\n"; }
 
+// " [minimal · no-consent]", " [full · consent 1a2b3c4d]", or "" for
+// ordinary content.
+std::string DisclosureMark(coordination::Disclosure disclosure, const std::string& basis,
+                           const std::vector<std::string>& consent_ids, bool always = false) {
+  if (!always && basis == "ordinary" && disclosure == coordination::DISCLOSURE_FULL) return "";
+  std::string mark = absl::StrCat(
+      " [", disclosure == coordination::DISCLOSURE_FULL      ? "full"
+            : disclosure == coordination::DISCLOSURE_MINIMAL ? "minimal"
+                                                             : "?",
+      " · ", basis.empty() ? "?" : basis);
+  for (const std::string& id : consent_ids) absl::StrAppend(&mark, " ", id.substr(0, 8));
+  return mark + "]";
+}
+
 // One municipality's services, its case and what its rules expect.
 class Municipality {
  public:
   Municipality(std::string name, std::string code, std::string cpr,
                casebridge::config::v1::CoordinationServiceConfig config,
-               const std::string& coordination_address, std::string run,
-               std::vector<std::string>& problems)
+               std::string coordination_address, std::string integration_identity,
+               std::string run, std::vector<std::string>& problems)
       : name_(std::move(name)),
         code_(std::move(code)),
         cpr_(std::move(cpr)),
         config_(std::move(config)),
-        coordination_(coordination::CoordinationService::NewStub(
-            grpc::CreateChannel(coordination_address, Credentials()))),
-        expected_(config_.routing()),
+        address_(std::move(coordination_address)),
+        integration_(std::move(integration_identity)),
+        expected_(config_),
         run_(std::move(run)),
         problems_(problems) {}
 
-  CoordinationStub& coordination() { return *coordination_; }
+  // The coordination service as the municipality's integration identity
+  // (an administrator).
+  CoordinationStub& coordination() { return As(integration_); }
+  // The coordination service as `identity`.
+  CoordinationStub& As(const std::string& identity) {
+    auto& stub = stubs_[identity];
+    if (!stub) stub = coordination::CoordinationService::NewStub(AllChannels().Get(address_, identity));
+    return *stub;
+  }
+  // Who follows the timeline: the current coordinating caseworker (a party).
+  std::string Reader() const {
+    std::string holder = expected_.HolderOf(common::ROLE_COORDINATING_CASEWORKER);
+    if (holder.empty()) {
+      throw PlayerError(absl::StrCat(name_, ": no coordinating caseworker on the case to read its timeline"));
+    }
+    return holder;
+  }
+  CoordinationStub& reader() { return As(Reader()); }
+  const std::string& integration_identity() const { return integration_; }
+  // The disclosure of the last event followed, as the reader saw it.
+  coordination::Disclosure last_disclosure() const { return last_disclosure_; }
   const std::string& subject() const { return subject_; }
   const std::string& name() const { return name_; }
   const ExpectedRouting& expected() const { return expected_; }
@@ -213,9 +261,11 @@ class Municipality {
     *request.mutable_actor() =
         MakeActor(common::ROLE_COORDINATING_CASEWORKER, "Jobcenter, Team Ressourceforløb");
     const coordination::AssignRoleResponse response =
-        Call("AssignRole", *coordination_, &CoordinationStub::AssignRole, request);
+        Call("AssignRole", coordination(), &CoordinationStub::AssignRole, request);
     subject_ = response.subject();
-    return Follow(response.event_id(), "dk.casebridge.role.assigned.v1");
+    // Followed as the party just assigned: a party once the event is applied
+    // (the caseworker may not be assigned yet, or may be the one replaced).
+    return Follow(response.event_id(), "dk.casebridge.role.assigned.v1", party.recipient);
   }
 
   // A recording call to a case system; follows its event.
@@ -232,19 +282,23 @@ class Municipality {
   // Waits until coordination has applied the event `event_id` (so whatever
   // it derives from it comes before the next step), adds it to the
   // expectations and prints it.
-  events::CaseEvent Follow(const std::string& event_id, const std::string& expected_type) {
-    events::CaseEvent event = WaitForEvent(
-        *coordination_, subject_, [&](const events::CaseEvent& e) { return e.id() == event_id; },
+  events::CaseEvent Follow(const std::string& event_id, const std::string& expected_type,
+                           const std::string& as = "") {
+    coordination::TimelineEntry entry = WaitForEvent(
+        As(as.empty() ? Reader() : as), subject_,
+        [&](const events::CaseEvent& e) { return e.id() == event_id; },
         absl::StrCat("event ", event_id));
-    return Expect(std::move(event), expected_type);
+    last_disclosure_ = entry.disclosure();
+    return Expect(std::move(*entry.mutable_event()), expected_type);
   }
 
   // Waits for an event coordination derives itself (re-planning, handover,
   // load warning).
   events::CaseEvent FollowDerived(const std::string& what, const std::string& expected_type,
                                   const std::function<bool(const events::CaseEvent&)>& matches) {
-    events::CaseEvent event = WaitForEvent(*coordination_, subject_, matches, what);
-    return Expect(std::move(event), expected_type);
+    coordination::TimelineEntry entry = WaitForEvent(reader(), subject_, matches, what);
+    last_disclosure_ = entry.disclosure();
+    return Expect(std::move(*entry.mutable_event()), expected_type);
   }
 
   events::CaseEvent Expect(events::CaseEvent event, const std::string& expected_type) {
@@ -257,7 +311,8 @@ class Municipality {
     expected_.Add(modelled);
     seen_[event.id()] = event;
     std::cout << "   " << Pad(ShortSystem(event.source_system()), 13)
-              << Pad(ShortType(event.type()), 28) << Facts(event) << "\n";
+              << Pad(ShortType(event.type()), 28) << Facts(event)
+              << (last_disclosure_ == coordination::DISCLOSURE_MINIMAL ? " [minimal]" : "") << "\n";
     return event;
   }
 
@@ -277,7 +332,7 @@ class Municipality {
       const std::vector<ExpectedDelivery>& want =
           found == expected_.deliveries().end() ? kNone : found->second;
       const std::vector<coordination::Delivery> got = ReadDeliveries(
-          *coordination_, recipient, subject_, want.size(), absl::Seconds(20), absl::Milliseconds(300));
+          As(recipient), recipient, subject_, want.size(), absl::Seconds(20), absl::Milliseconds(300));
       std::string roles;
       for (const PartySpec& party : parties) {
         if (party.recipient == recipient) {
@@ -296,8 +351,10 @@ class Municipality {
           continue;
         }
         const coordination::Delivery& d = got[i];
+        const std::vector<std::string> consent_ids(d.consent_ids().begin(), d.consent_ids().end());
         std::cout << "   #" << Pad(absl::StrCat(d.case_sequence()), 4)
-                  << Pad(ShortType(d.event().type()), 28) << Facts(d.event()) << "\n";
+                  << Pad(ShortType(d.event().type()), 28) << Facts(d.event())
+                  << DisclosureMark(d.disclosure(), d.disclosure_basis(), consent_ids) << "\n";
         if (d.case_sequence() != i + 1) {
           Problem(absl::StrCat(recipient, ": case_sequence ", d.case_sequence(), " where ", i + 1,
                                " was due (a gap)"));
@@ -309,6 +366,17 @@ class Municipality {
           auto event = seen_.find(want[i].event_id);
           Problem(absl::StrCat(recipient, " #", i + 1, ": expected ", ShortType(want[i].type), " ",
                                event == seen_.end() ? "" : Facts(event->second)));
+        } else {
+          const casebridge::coordination::DisclosureDecision& rule = want[i].disclosure;
+          if (d.disclosure() != rule.disclosure || d.disclosure_basis() != rule.basis ||
+              consent_ids != rule.consent_ids) {
+            Problem(absl::StrCat(recipient, " #", i + 1, " ", ShortType(d.event().type()),
+                                 ": received",
+                                 DisclosureMark(d.disclosure(), d.disclosure_basis(), consent_ids, true),
+                                 ", the consent rules say",
+                                 DisclosureMark(rule.disclosure, rule.basis, rule.consent_ids, true)));
+          }
+          ++disclosures_[d.disclosure()];
         }
       }
     }
@@ -317,12 +385,18 @@ class Municipality {
  private:
   std::string name_, code_, cpr_;
   casebridge::config::v1::CoordinationServiceConfig config_;
-  std::unique_ptr<CoordinationStub> coordination_;
+  std::string address_, integration_;
+  std::map<std::string, std::unique_ptr<CoordinationStub>> stubs_;
   ExpectedRouting expected_;
+  coordination::Disclosure last_disclosure_ = coordination::DISCLOSURE_UNSPECIFIED;
   std::string run_;
   std::vector<std::string>& problems_;
   std::string subject_;
   std::map<std::string, events::CaseEvent> seen_;
+
+ public:
+  // Deliveries checked, per disclosure.
+  std::map<coordination::Disclosure, int> disclosures_;
 };
 
 casebridge::config::v1::CoordinationServiceConfig ReadConfig(const std::string& path) {
@@ -337,8 +411,9 @@ casebridge::config::v1::CoordinationServiceConfig ReadConfig(const std::string& 
 }
 
 template <typename Service>
-std::unique_ptr<typename Service::Stub> StubFor(const std::string& address) {
-  return Service::NewStub(grpc::CreateChannel(address, Credentials()));
+std::unique_ptr<typename Service::Stub> StubFor(const std::string& address,
+                                                const std::string& identity) {
+  return Service::NewStub(AllChannels().Get(address, identity));
 }
 
 // ---------------------------------------------------------------------------
@@ -431,6 +506,23 @@ void PlayAarhus(Municipality& m, AarhusStubs& s, std::vector<PartySpec>& parties
     m.Record("BookAppointment (job centre)", *s.jobcentre, &JobCentreStub::BookAppointment, request,
              "dk.casebridge.appointment.scheduled.v1");
   }
+  std::string consent_id;
+  {
+    // From here on the job centre's recipients receive health events whole.
+    coordination::RecordConsentRequest request;
+    request.set_idempotency_key(m.Key("consent-health"));
+    request.mutable_case_ref()->set_cpr(kAarhusCitizen);
+    events::ConsentGrant& grant = *request.add_grants();
+    grant.set_administration(common::ADMINISTRATION_JOB_CENTRE);
+    grant.add_sensitivities(events::SENSITIVITY_SPECIAL_HEALTH);
+    request.set_purpose("Jobcentret må se oplysninger om sundhedsforløbet for at koordinere planen.");
+    request.set_form("written");
+    *request.mutable_actor() = caseworker;
+    const coordination::ConsentResponse response =
+        Call("RecordConsent", m.coordination(), &CoordinationStub::RecordConsent, request);
+    consent_id = response.consent_id();
+    m.Follow(response.event_id(), "dk.casebridge.consent.given.v1");
+  }
 
   Section("Aarhus · 3. a referral to a health course: sent to the wrong unit, forwarded, waitlisted");
   const common::Unit wrong_unit = MakeUnit("0751-sundhed-genoptraening",
@@ -487,7 +579,8 @@ void PlayAarhus(Municipality& m, AarhusStubs& s, std::vector<PartySpec>& parties
     *acknowledged.mutable_to_unit() = right_unit;
     const events::CaseEvent at_right = referral_step(
         *s.health, &HealthStub::RecordReferralStep, "health-referral-received", at_right_unit, acknowledged);
-    if (at_right.referral().to_unit().id() != right_unit.id()) {
+    if (m.last_disclosure() == coordination::DISCLOSURE_FULL &&
+        at_right.referral().to_unit().id() != right_unit.id()) {
       m.Problem(absl::StrCat("the second RECEIVED names unit ", at_right.referral().to_unit().id(),
                              ", expected ", right_unit.id()));
     }
@@ -566,7 +659,9 @@ void PlayAarhus(Municipality& m, AarhusStubs& s, std::vector<PartySpec>& parties
         [&](const events::CaseEvent& e) {
           return e.has_replanning() && e.replanning().trigger_event_id() == refusal.id();
         });
-    if (flag.replanning().referral_id() != referral_id || flag.replanning().reasons().empty()) {
+    // The reasons are social data: the job centre sees them only in full.
+    if (flag.replanning().referral_id() != referral_id ||
+        (m.last_disclosure() == coordination::DISCLOSURE_FULL && flag.replanning().reasons().empty())) {
       m.Problem("the re-planning flag does not name the refused referral and its reasons");
     }
   }
@@ -606,7 +701,19 @@ void PlayAarhus(Municipality& m, AarhusStubs& s, std::vector<PartySpec>& parties
     }
   }
 
-  Section("Aarhus · 6. a health session booked over a job-centre meeting: a load warning");
+  Section("Aarhus · 6. the consent withdrawn; a health session booked over a job-centre meeting");
+  {
+    // From here on the job centre receives health events as the minimal
+    // projection again; what it already received stays lawfully disclosed.
+    coordination::WithdrawConsentRequest request;
+    request.set_idempotency_key(m.Key("consent-health-withdrawn"));
+    request.mutable_case_ref()->set_cpr(kAarhusCitizen);
+    request.set_consent_id(consent_id);
+    *request.mutable_actor() = caseworker;
+    const coordination::ConsentResponse response =
+        Call("WithdrawConsent", m.coordination(), &CoordinationStub::WithdrawConsent, request);
+    m.Follow(response.event_id(), "dk.casebridge.consent.withdrawn.v1");
+  }
   {
     const common::Actor new_caseworker =
         MakeActor(common::ROLE_COORDINATING_CASEWORKER, successor.unit_name, successor.holder);
@@ -663,7 +770,7 @@ void ShowReceipts(Municipality& m, const std::string& event_id, const std::strin
   receipt.set_recipient(recipient);
   receipt.set_event_id(event_id);
   receipt.set_status(coordination::RECEIPT_STATUS_ACCEPTED);
-  Call("SendReceipt", m.coordination(), &CoordinationStub::SendReceipt, receipt);
+  Call("SendReceipt", m.As(recipient), &CoordinationStub::SendReceipt, receipt);
   std::cout << "   SendReceipt: " << recipient << " ACCEPTED " << event_id << "\n";
 
   coordination::GetDeliveryStatusRequest request;
@@ -710,14 +817,15 @@ void ShowTimeline(Municipality& m) {
   coordination::GetTimelineRequest request;
   request.mutable_case_ref()->set_subject(m.subject());
   const coordination::Timeline timeline =
-      Call("GetTimeline", m.coordination(), &CoordinationStub::GetTimeline, request);
+      Call("GetTimeline", m.reader(), &CoordinationStub::GetTimeline, request);
+  std::cout << "   as " << m.Reader() << " (its view under the consents in force now)\n";
   int n = 0;
   for (const coordination::TimelineEntry& entry : timeline.entries()) {
     const events::CaseEvent& e = entry.event();
     std::cout << "   " << absl::StrFormat("%2d", ++n) << "  "
               << absl::FormatTime("%H:%M:%S", ToAbslTime(e.occurred_at()), DisplayZone()) << "  "
               << Pad(ShortSystem(e.source_system()), 13) << Pad(ShortType(e.type()), 28) << Facts(e)
-              << "\n";
+              << (entry.disclosure() == coordination::DISCLOSURE_MINIMAL ? " [minimal]" : "") << "\n";
   }
 }
 
@@ -786,9 +894,8 @@ bool ParseFlags(int argc, char** argv, Flags& flags) {
       {"--odense-config", &flags.odense_config},
   };
   const std::map<std::string, std::string*> optional = {
-      {"--tls-ca", flags.tls.mutable_ca_file()},
-      {"--tls-cert", flags.tls.mutable_cert_file()},
-      {"--tls-key", flags.tls.mutable_key_file()},
+      {"--tls-dir", &flags.tls_dir},
+      {"--integration-identity", &flags.integration_identity},
   };
   for (int i = 1; i < argc; ++i) {
     if (!std::strcmp(argv[i], "--check")) {
@@ -821,17 +928,26 @@ int Run(const Flags& flags) {
   const std::string run = absl::StrCat(absl::Hex(absl::ToUnixMillis(began)));
   std::vector<std::string> problems;
 
+  const std::string& integration = flags.integration_identity;
+  std::cout << "Calling as: each party's own identity for Subscribe and SendReceipt, the"
+               " coordinating caseworker for GetTimeline, "
+            << integration << " for everything else ("
+            << (AllChannels().secure() ? "client certificates from " + flags.tls_dir
+                                       : std::string("casebridge-dev-identity metadata"))
+            << ")\n";
   Municipality aarhus("Aarhus", "0751", kAarhusCitizen, ReadConfig(flags.aarhus_config),
-                      flags.aarhus_coordination, run, problems);
-  AarhusStubs stubs{StubFor<casebridge::jobcentre::v1::JobCentreService>(flags.aarhus_jobcentre),
-                    StubFor<casebridge::social::v1::SocialService>(flags.aarhus_social),
-                    StubFor<casebridge::health::v1::HealthService>(flags.aarhus_health)};
+                      flags.aarhus_coordination, integration, run, problems);
+  AarhusStubs stubs{
+      StubFor<casebridge::jobcentre::v1::JobCentreService>(flags.aarhus_jobcentre, integration),
+      StubFor<casebridge::social::v1::SocialService>(flags.aarhus_social, integration),
+      StubFor<casebridge::health::v1::HealthService>(flags.aarhus_health, integration)};
   std::vector<PartySpec> aarhus_parties = AarhusParties();
   PlayAarhus(aarhus, stubs, aarhus_parties);
 
   Municipality odense("Odense", "0461", kOdenseCitizen, ReadConfig(flags.odense_config),
-                      flags.odense_coordination, run, problems);
-  auto odense_jobcentre = StubFor<casebridge::jobcentre::v1::JobCentreService>(flags.odense_jobcentre);
+                      flags.odense_coordination, integration, run, problems);
+  auto odense_jobcentre =
+      StubFor<casebridge::jobcentre::v1::JobCentreService>(flags.odense_jobcentre, integration);
   const std::vector<PartySpec> odense_parties = OdenseParties();
   PlayOdense(odense, *odense_jobcentre, odense_parties);
 
@@ -843,7 +959,7 @@ int Run(const Flags& flags) {
   timeline_request.mutable_case_ref()->set_subject(aarhus.subject());
   std::string refusal_id;
   const coordination::Timeline timeline =
-      Call("GetTimeline", aarhus.coordination(), &CoordinationStub::GetTimeline, timeline_request);
+      Call("GetTimeline", aarhus.reader(), &CoordinationStub::GetTimeline, timeline_request);
   for (const auto& entry : timeline.entries()) {
     if (entry.event().type() == "dk.casebridge.decision.refused.v1") refusal_id = entry.event().id();
   }
@@ -856,6 +972,14 @@ int Run(const Flags& flags) {
   odense.ShowDeliveries(odense_parties);
 
   std::cout << "\n";
+  int full = 0, minimal = 0;
+  for (const Municipality* m : {&aarhus, &odense}) {
+    for (const auto& [disclosure, n] : m->disclosures_) {
+      (disclosure == coordination::DISCLOSURE_MINIMAL ? minimal : full) += n;
+    }
+  }
+  std::cout << "disclosures: " << full << " full, " << minimal
+            << " minimal deliveries checked against the consent rules\n";
   if (problems.empty()) {
     std::cout << "OK: every party received exactly what its municipality's rules route to it ("
               << absl::FormatDuration(absl::Trunc(absl::Now() - began, absl::Milliseconds(100)))
@@ -873,14 +997,7 @@ int Run(const Flags& flags) {
 int main(int argc, char** argv) {
   casebridge::sample::Flags flags;
   if (!casebridge::sample::ParseFlags(argc, argv, flags)) return 2;
-  absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> credentials =
-      casebridge::common::ClientCredentials(flags.tls);
-  if (!credentials.ok()) {
-    std::cerr << "casebridge-sample-municipality: --tls-*: " << credentials.status().message()
-              << "\n";
-    return 2;
-  }
-  casebridge::sample::Credentials() = *credentials;
+  casebridge::sample::AllChannels() = casebridge::sample::Channels(flags.tls_dir);
   try {
     return casebridge::sample::Run(flags);
   } catch (const casebridge::sample::PlayerError& error) {
