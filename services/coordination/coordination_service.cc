@@ -93,6 +93,17 @@ absl::Status ValidateRole(int role, const std::string& field) {
   return absl::OkStatus();
 }
 
+// A required free text: not blank, at most `max_length` bytes.
+absl::Status ValidateText(const std::string& text, size_t max_length, absl::string_view field) {
+  if (absl::StripAsciiWhitespace(text).empty()) {
+    return absl::InvalidArgumentError(absl::StrCat(field, ": required"));
+  }
+  if (text.size() > max_length) {
+    return absl::InvalidArgumentError(absl::StrCat(field, ": at most ", max_length, " characters"));
+  }
+  return absl::OkStatus();
+}
+
 absl::Status CheckRecipientConfigured(const std::string& recipient, const RequestScope& scope) {
   if (!scope.recipients.contains(recipient)) {
     return absl::NotFoundError(absl::StrCat("recipient: unknown recipient \"", recipient, "\""));
@@ -173,6 +184,13 @@ absl::Status ValidateSubscribe(const SubscribeRequest& request, const RequestSco
   if (request.after_stream_sequence() > static_cast<uint64_t>(INT64_MAX)) {
     return absl::InvalidArgumentError("after_stream_sequence: out of range");
   }
+  if (request.after_case_sequence() > static_cast<uint64_t>(INT64_MAX)) {
+    return absl::InvalidArgumentError("after_case_sequence: out of range");
+  }
+  if (request.after_case_sequence() > 0 && request.subject().empty()) {
+    return absl::InvalidArgumentError(
+        "after_case_sequence: needs subject (case sequences are per case)");
+  }
   return CheckRecipientConfigured(request.recipient(), scope);
 }
 
@@ -206,13 +224,7 @@ absl::StatusOr<std::string> ValidateCreateTask(const CreateTaskRequest& request,
                                                const RequestScope& scope) {
   RETURN_IF_ERROR(ValidateIdempotencyKey(request.idempotency_key(), "idempotency_key"));
   ASSIGN_OR_RETURN(std::string subject, SubjectOf(request.case_ref(), scope));
-  if (absl::StripAsciiWhitespace(request.title()).empty()) {
-    return absl::InvalidArgumentError("title: required");
-  }
-  if (request.title().size() > kMaxTitleLength) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("title: at most ", kMaxTitleLength, " characters"));
-  }
+  RETURN_IF_ERROR(ValidateText(request.title(), kMaxTitleLength, "title"));
   RETURN_IF_ERROR(ValidateRole(request.owner_role(), "owner_role"));
   if (!request.has_due()) return absl::InvalidArgumentError("due: required");
   // RFC 3339's range (0001-01-01 to 9999-12-31), nanos within a second.
@@ -279,20 +291,8 @@ absl::StatusOr<std::string> ValidateRecordConsent(const RecordConsentRequest& re
       }
     }
   }
-  if (absl::StripAsciiWhitespace(request.purpose()).empty()) {
-    return absl::InvalidArgumentError("purpose: required");
-  }
-  if (request.purpose().size() > kMaxPurposeLength) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("purpose: at most ", kMaxPurposeLength, " characters"));
-  }
-  if (absl::StripAsciiWhitespace(request.form()).empty()) {
-    return absl::InvalidArgumentError("form: required");
-  }
-  if (request.form().size() > kMaxFormLength) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("form: at most ", kMaxFormLength, " characters"));
-  }
+  RETURN_IF_ERROR(ValidateText(request.purpose(), kMaxPurposeLength, "purpose"));
+  RETURN_IF_ERROR(ValidateText(request.form(), kMaxFormLength, "form"));
   RETURN_IF_ERROR(ValidateActor(request.actor(), "actor"));
   return subject;
 }
@@ -412,6 +412,24 @@ absl::Status CoordinationServiceImpl::RequireParty(const CaseAccess& access,
                 absl::StrCat("may not ", what, ": not a party on this case"));
 }
 
+absl::StatusOr<CoordinationServiceImpl::CaseAccess> CoordinationServiceImpl::Authorize(
+    const grpc::ServerContext& context, const std::string& subject, Allowed allowed,
+    absl::string_view what) {
+  ASSIGN_OR_RETURN(CaseAccess access, AccessTo(context, subject));
+  switch (allowed) {
+    case Allowed::kCoordinator:
+      RETURN_IF_ERROR(RequireCoordinator(access, what));
+      break;
+    case Allowed::kPartyOrAdministrator:
+      RETURN_IF_ERROR(RequireParty(access, /*administrators_too=*/true, what));
+      break;
+    case Allowed::kParty:
+      RETURN_IF_ERROR(RequireParty(access, /*administrators_too=*/false, what));
+      break;
+  }
+  return access;
+}
+
 absl::Status CoordinationServiceImpl::RequireRecipient(const grpc::ServerContext& context,
                                                        const std::string& recipient) {
   const casebridge::common::Caller caller = casebridge::common::CallerOf(context);
@@ -432,12 +450,8 @@ grpc::Status CoordinationServiceImpl::AssignRole(grpc::ServerContext* context,
                                                  AssignRoleResponse* response) {
   absl::StatusOr<std::string> subject = ValidateAssignRole(*request, scope_);
   if (!subject.ok()) return ToGrpcStatus(subject.status());
-  absl::StatusOr<CaseAccess> access = AccessTo(*context, *subject);
+  absl::StatusOr<CaseAccess> access = Authorize(*context, *subject, Allowed::kCoordinator, "assign or release roles");
   if (!access.ok()) return ToGrpcStatus(access.status());
-  if (absl::Status allowed = RequireCoordinator(*access, "assign or release roles");
-      !allowed.ok()) {
-    return ToGrpcStatus(allowed);
-  }
   const RecordRequest record{request->idempotency_key(), *subject,
                              RequestFingerprint(*request, *subject), "idempotency_key"};
   absl::StatusOr<RecordOutcome> outcome = recorder_.Record(
@@ -456,11 +470,8 @@ grpc::Status CoordinationServiceImpl::ListParties(grpc::ServerContext* context,
                                                   ListPartiesResponse* response) {
   absl::StatusOr<std::string> subject = ValidateListParties(*request, scope_);
   if (!subject.ok()) return ToGrpcStatus(subject.status());
-  absl::StatusOr<CaseAccess> access = AccessTo(*context, *subject);
+  absl::StatusOr<CaseAccess> access = Authorize(*context, *subject, Allowed::kPartyOrAdministrator, "list the parties");
   if (!access.ok()) return ToGrpcStatus(access.status());
-  if (absl::Status allowed = RequireParty(*access, true, "list the parties"); !allowed.ok()) {
-    return ToGrpcStatus(allowed);
-  }
   absl::StatusOr<std::vector<Party>> parties = store_.ListParties(*subject);
   if (!parties.ok()) return ToGrpcStatus(parties.status());
   if (absl::Status audited = Audit(CaseReadRecord(access->identity, *subject)); !audited.ok()) {
@@ -492,7 +503,8 @@ grpc::Status CoordinationServiceImpl::Subscribe(grpc::ServerContext* context,
     // the read and the wait still wakes us.
     const uint64_t seen = notifier_.generation();
     absl::StatusOr<std::vector<Delivery>> deliveries =
-        store_.ReadDeliveries(request->recipient(), after, request->subject(), kSubscribeBatch);
+        store_.ReadDeliveries(request->recipient(), after, request->subject(), kSubscribeBatch,
+                              request->after_case_sequence());
     if (!deliveries.ok()) return ToGrpcStatus(deliveries.status());
     if (!deliveries->empty()) {
       if (absl::Status audited = Audit(StreamReadRecord(caller, *request, *deliveries));
@@ -565,11 +577,8 @@ grpc::Status CoordinationServiceImpl::GetTimeline(grpc::ServerContext* context,
                                                   Timeline* response) {
   absl::StatusOr<std::string> subject = ValidateGetTimeline(*request, scope_);
   if (!subject.ok()) return ToGrpcStatus(subject.status());
-  absl::StatusOr<CaseAccess> access = AccessTo(*context, *subject);
+  absl::StatusOr<CaseAccess> access = Authorize(*context, *subject, Allowed::kParty, "read the timeline");
   if (!access.ok()) return ToGrpcStatus(access.status());
-  if (absl::Status allowed = RequireParty(*access, false, "read the timeline"); !allowed.ok()) {
-    return ToGrpcStatus(allowed);
-  }
   absl::StatusOr<CaseHistory> history = store_.History(*subject);
   if (!history.ok()) return ToGrpcStatus(history.status());
   absl::StatusOr<std::vector<Consent>> consents = store_.ConsentsInForce(*subject);
@@ -620,11 +629,8 @@ grpc::Status CoordinationServiceImpl::CreateTask(grpc::ServerContext* context,
                                                  TaskResponse* response) {
   absl::StatusOr<std::string> subject = ValidateCreateTask(*request, scope_);
   if (!subject.ok()) return ToGrpcStatus(subject.status());
-  absl::StatusOr<CaseAccess> access = AccessTo(*context, *subject);
+  absl::StatusOr<CaseAccess> access = Authorize(*context, *subject, Allowed::kPartyOrAdministrator, "change tasks");
   if (!access.ok()) return ToGrpcStatus(access.status());
-  if (absl::Status allowed = RequireParty(*access, true, "change tasks"); !allowed.ok()) {
-    return ToGrpcStatus(allowed);
-  }
   const RecordRequest record{request->idempotency_key(), *subject,
                              RequestFingerprint(*request, *subject), "idempotency_key"};
   absl::StatusOr<RecordOutcome> outcome =
@@ -645,11 +651,8 @@ grpc::Status CoordinationServiceImpl::CompleteTask(grpc::ServerContext* context,
                                                    TaskResponse* response) {
   absl::StatusOr<std::string> subject = ValidateCompleteTask(*request, scope_);
   if (!subject.ok()) return ToGrpcStatus(subject.status());
-  absl::StatusOr<CaseAccess> access = AccessTo(*context, *subject);
+  absl::StatusOr<CaseAccess> access = Authorize(*context, *subject, Allowed::kPartyOrAdministrator, "change tasks");
   if (!access.ok()) return ToGrpcStatus(access.status());
-  if (absl::Status allowed = RequireParty(*access, true, "change tasks"); !allowed.ok()) {
-    return ToGrpcStatus(allowed);
-  }
   const RecordRequest record{request->idempotency_key(), *subject,
                              RequestFingerprint(*request, *subject), "idempotency_key"};
   // The task's state is checked inside the action: a repeated key replays
@@ -690,11 +693,8 @@ grpc::Status CoordinationServiceImpl::ListTasks(grpc::ServerContext* context,
                                                 ListTasksResponse* response) {
   absl::StatusOr<std::string> subject = ValidateListTasks(*request, scope_);
   if (!subject.ok()) return ToGrpcStatus(subject.status());
-  absl::StatusOr<CaseAccess> access = AccessTo(*context, *subject);
+  absl::StatusOr<CaseAccess> access = Authorize(*context, *subject, Allowed::kPartyOrAdministrator, "list the tasks");
   if (!access.ok()) return ToGrpcStatus(access.status());
-  if (absl::Status allowed = RequireParty(*access, true, "list the tasks"); !allowed.ok()) {
-    return ToGrpcStatus(allowed);
-  }
   if (absl::Status audited = Audit(CaseReadRecord(access->identity, *subject)); !audited.ok()) {
     return ToGrpcStatus(audited);
   }
@@ -721,11 +721,8 @@ grpc::Status CoordinationServiceImpl::RecordConsent(grpc::ServerContext* context
                                                     ConsentResponse* response) {
   absl::StatusOr<std::string> subject = ValidateRecordConsent(*request, scope_);
   if (!subject.ok()) return ToGrpcStatus(subject.status());
-  absl::StatusOr<CaseAccess> access = AccessTo(*context, *subject);
+  absl::StatusOr<CaseAccess> access = Authorize(*context, *subject, Allowed::kCoordinator, "record consent");
   if (!access.ok()) return ToGrpcStatus(access.status());
-  if (absl::Status allowed = RequireCoordinator(*access, "record consent"); !allowed.ok()) {
-    return ToGrpcStatus(allowed);
-  }
   const RecordRequest record{request->idempotency_key(), *subject,
                              RequestFingerprint(*request, *subject), "idempotency_key"};
   return RecordConsentEvent(
@@ -743,11 +740,8 @@ grpc::Status CoordinationServiceImpl::WithdrawConsent(grpc::ServerContext* conte
                                                       ConsentResponse* response) {
   absl::StatusOr<std::string> subject = ValidateWithdrawConsent(*request, scope_);
   if (!subject.ok()) return ToGrpcStatus(subject.status());
-  absl::StatusOr<CaseAccess> access = AccessTo(*context, *subject);
+  absl::StatusOr<CaseAccess> access = Authorize(*context, *subject, Allowed::kCoordinator, "withdraw consent");
   if (!access.ok()) return ToGrpcStatus(access.status());
-  if (absl::Status allowed = RequireCoordinator(*access, "withdraw consent"); !allowed.ok()) {
-    return ToGrpcStatus(allowed);
-  }
   const RecordRequest record{request->idempotency_key(), *subject,
                              RequestFingerprint(*request, *subject), "idempotency_key"};
   // The consent's state is checked inside the action: a repeated key replays
@@ -778,11 +772,8 @@ grpc::Status CoordinationServiceImpl::ListConsents(grpc::ServerContext* context,
                                                    ListConsentsResponse* response) {
   absl::StatusOr<std::string> subject = ValidateListConsents(*request, scope_);
   if (!subject.ok()) return ToGrpcStatus(subject.status());
-  absl::StatusOr<CaseAccess> access = AccessTo(*context, *subject);
+  absl::StatusOr<CaseAccess> access = Authorize(*context, *subject, Allowed::kPartyOrAdministrator, "list the consents");
   if (!access.ok()) return ToGrpcStatus(access.status());
-  if (absl::Status allowed = RequireParty(*access, true, "list the consents"); !allowed.ok()) {
-    return ToGrpcStatus(allowed);
-  }
   absl::StatusOr<std::vector<Consent>> consents = store_.ConsentsInForce(*subject);
   if (!consents.ok()) return ToGrpcStatus(consents.status());
   if (absl::Status audited = Audit(CaseReadRecord(access->identity, *subject)); !audited.ok()) {

@@ -245,6 +245,17 @@ class CoordinationServiceImpl final
   };
   absl::StatusOr<CaseAccess> AccessTo(const grpc::ServerContext& context,
                                       const std::string& subject);
+  // Who may make a call on a case.
+  enum class Allowed {
+    kCoordinator,            // administrators and the coordinating caseworker
+    kPartyOrAdministrator,   // administrators and parties on the case
+    kParty,                  // parties on the case only
+  };
+  // `AccessTo`, then PERMISSION_DENIED unless `allowed` admits the caller
+  // (`what` names the action in the message).
+  absl::StatusOr<CaseAccess> Authorize(const grpc::ServerContext& context,
+                                       const std::string& subject, Allowed allowed,
+                                       absl::string_view what);
   // PERMISSION_DENIED unless the caller is an administrator or the case's
   // coordinating caseworker (`what` names the action in the message).
   absl::Status RequireCoordinator(const CaseAccess& access, absl::string_view what);

@@ -417,16 +417,18 @@ absl::Status CoordinationStore::MarkPublished(const std::vector<Delivery>& deliv
 
 absl::StatusOr<std::vector<Delivery>> CoordinationStore::ReadDeliveries(
     const std::string& recipient, uint64_t after_stream_sequence, const std::string& subject,
-    int limit) {
+    int limit, uint64_t after_case_sequence) {
   std::lock_guard<std::mutex> lock(mu_);
   ASSIGN_OR_RETURN(sqlite::Statement select,
                    db_->Prepare("SELECT delivery FROM deliveries WHERE recipient = ?1 "
                                 "AND stream_sequence > ?2 AND (?3 = '' OR subject = ?3) "
+                                "AND case_sequence > ?5 "
                                 "ORDER BY stream_sequence LIMIT ?4"));
   select.Bind(1, recipient);
   select.Bind(2, static_cast<int64_t>(after_stream_sequence));
   select.Bind(3, subject);
   select.Bind(4, static_cast<int64_t>(limit));
+  select.Bind(5, static_cast<int64_t>(after_case_sequence));
   return ReadDeliveryRows(select);
 }
 

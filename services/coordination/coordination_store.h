@@ -103,10 +103,12 @@ class CoordinationStore {
 
   // Returns up to `limit` deliveries to `recipient` with a stream sequence
   // above `after_stream_sequence`, ascending; only those of case `subject`
-  // unless it is empty. Published or not: the store is the record.
+  // unless it is empty, and only those with a case sequence above
+  // `after_case_sequence` (a replay of one case from a `ce_recipientseq`).
+  // Published or not: the store is the record.
   absl::StatusOr<std::vector<casebridge::coordination::v1::Delivery>> ReadDeliveries(
       const std::string& recipient, uint64_t after_stream_sequence, const std::string& subject,
-      int limit);
+      int limit, uint64_t after_case_sequence = 0);
 
   // Returns the current role holders of case `subject`, ordered by role;
   // empty for an unknown case.

@@ -373,7 +373,12 @@ TEST_F(DerivedFlowsTest, UnacknowledgedReferralFiresTheWatchdogOnceAfterTheConfi
 }
 
 TEST_F(DerivedFlowsTest, ThirdActivityOnADayWarnsAboutTheCitizensLoad) {
-  const absl::Time morning = absl::Now() + absl::Hours(72);
+  // 08:00 UTC three days ahead: the load rules count UTC days, so all three
+  // bookings must fall on one, whatever time of day the test runs.
+  const absl::Time morning =
+      absl::FromCivil(absl::ToCivilDay(absl::Now(), absl::UTCTimeZone()) + 3,
+                      absl::UTCTimeZone()) +
+      absl::Hours(8);
   Book(*jobcentre_, "day-1", common::v1::ROLE_COORDINATING_CASEWORKER, morning, absl::Hours(1));
   Book(*social_, "day-2", common::v1::ROLE_SOCIAL_SERVICES, morning + absl::Hours(2), absl::Hours(1));
   const RecordResponse third = Book(*health_, "day-3", common::v1::ROLE_HEALTH_ADMINISTRATION,

@@ -235,6 +235,9 @@ class SecureJobCentreTest : public ::testing::Test {
     kafka->mutable_delivery_timeout()->set_seconds(15);
     config.mutable_adapter()->mutable_reference()->set_database_path(dir_.File("system.db"));
     config.set_ledger_path(dir_.File("ledger.db"));
+    // org-a is the job centre's case system here; org-b has a valid
+    // certificate but no right to record.
+    config.mutable_authorization()->add_recorders("org-a");
     absl::StatusOr<std::unique_ptr<CaseSystemApp>> app =
         CaseSystemApp::Start(jobcentre::JobCentreSystem(), config, std::string(40, 'k'));
     ASSERT_OK(app);
@@ -263,7 +266,7 @@ class SecureJobCentreTest : public ::testing::Test {
   // The ids of the events on the canonical topic, as kcat prints its headers.
   static std::string CanonicalHeaders() {
     return Kcat("casebridge-coordination",
-                absl::StrCat("-C -t ", kCanonicalTopic, " -o beginning -e -q -m 5 -f '%h\\n'"))
+                absl::StrCat("-C -t ", kCanonicalTopic, " -o beginning -e -q -m 1000 -f '%h\\n'"))
         .output;
   }
 
@@ -286,6 +289,27 @@ TEST_F(SecureJobCentreTest, CallerWithACertificateRecordsAndTheEventReachesKafka
       [&] { return CanonicalHeaders().find("ce_id=" + response.event_id()) != std::string::npos; },
       absl::Seconds(20)));
   EXPECT_THAT(CanonicalHeaders(), Not(HasSubstr("1502851234")));
+}
+
+TEST_F(SecureJobCentreTest, AValidCertificateWithoutTheRightToRecordIsPermissionDenied) {
+  const std::string key = UniqueName("tls-unauthorised");
+  std::unique_ptr<v1::JobCentreService::Stub> stub = Stub(ClientTls("org-b"));
+  recording::v1::RecordResponse response;
+  grpc::Status status = Record(*stub, key, &response);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::PERMISSION_DENIED);
+  EXPECT_EQ(status.error_message(),
+            "caller \"org-b\" may not record in the jobcentre service (not in "
+            "authorization.recorders)");
+  // Nothing of it reached Kafka: the id it would have had is absent after an
+  // authorised call's event has arrived.
+  std::unique_ptr<v1::JobCentreService::Stub> allowed = Stub(ClientTls("org-a"));
+  recording::v1::RecordResponse later;
+  ASSERT_TRUE(Record(*allowed, UniqueName("tls-after"), &later).ok());
+  EXPECT_TRUE(PollUntil(
+      [&] { return CanonicalHeaders().find("ce_id=" + later.event_id()) != std::string::npos; },
+      absl::Seconds(20)));
+  EXPECT_THAT(CanonicalHeaders(),
+              Not(HasSubstr(EventIdFor(EventSource("jobcentre", "0751"), key))));
 }
 
 TEST_F(SecureJobCentreTest, CallersWithoutAValidClientCertificateAreRefusedAndNothingIsRecorded) {
@@ -315,7 +339,7 @@ TEST_F(SecureJobCentreTest, CallersWithoutAValidClientCertificateAreRefusedAndNo
   // ones would have been there before it (one case, one partition, in order).
   const std::string key = UniqueName("valid-caller");
   recording::v1::RecordResponse response;
-  ASSERT_TRUE(Record(*Stub(ClientTls("org-b")), key, &response).ok());
+  ASSERT_TRUE(Record(*Stub(ClientTls("org-a")), key, &response).ok());
   std::string headers;
   ASSERT_TRUE(PollUntil(
       [&] {

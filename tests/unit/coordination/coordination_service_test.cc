@@ -466,6 +466,31 @@ TEST_F(CoordinationServiceTest, SubscribeResumesAfterStreamSequenceAndFiltersByS
   filtered.TryCancel();
 }
 
+TEST_F(CoordinationServiceTest, SubscribeReplaysOneCaseFromACaseSequence) {
+  Apply(RoleEvent("r1", ROLE_COORDINATING_CASEWORKER, "aarhus-jobcenter"));
+  Apply(RoleEvent("r2", ROLE_COORDINATING_CASEWORKER, "aarhus-jobcenter", false, kOtherSubject));
+  Apply(DecisionEvent("d1"));
+  Apply(DecisionEvent("d2", kOtherSubject));
+  Apply(DecisionEvent("d3"));
+  StartServer();
+  grpc::ClientContext context;
+  SubscribeRequest request = SubscribeTo("aarhus-jobcenter", 0, kSubject);
+  request.set_after_case_sequence(1);  // the consumer has case sequence 1 of kSubject
+
+  auto reader = Subscribe(context, request);
+  EXPECT_THAT(ReadDeliveries(*reader, 2), ElementsAre("d1@3/2", "d3@5/3"));
+  context.TryCancel();
+
+  grpc::ClientContext without_subject;
+  SubscribeRequest bad = SubscribeTo("aarhus-jobcenter");
+  bad.set_after_case_sequence(1);
+  auto refused = Subscribe(without_subject, bad);
+  Delivery delivery;
+  EXPECT_FALSE(refused->Read(&delivery));
+  EXPECT_THAT(refused->Finish(), GrpcStatusIs(grpc::StatusCode::INVALID_ARGUMENT,
+                                              StartsWith("after_case_sequence: needs subject")));
+}
+
 TEST_F(CoordinationServiceTest, SubscribeStreamsNewDeliveriesAsTheyArrive) {
   Apply(RoleEvent("r1", ROLE_COORDINATING_CASEWORKER, "aarhus-jobcenter"));
   StartServer();
