@@ -684,11 +684,16 @@ def main():
         topics = [CANONICAL] + [f"casebridge.party.{r}.v1" for r, _, _ in RECIPIENTS]
         collector = Collector(bootstrap, topics)
         deadline = time.monotonic() + args.drain_timeout
+        reported = time.monotonic()
         while True:
             collector.poll(1.0)
             missing = missing_count(load, expected_parties, collector)
             if missing == 0 and collector.at_end():
+                faults.note("every accepted event is on the canonical topic and on each of its parties")
                 break
+            if time.monotonic() - reported >= 10:
+                say(f"draining: {missing} (event, topic) pairs not read yet")
+                reported = time.monotonic()
             if time.monotonic() > deadline:
                 faults.note(f"drain deadline ({args.drain_timeout:.0f}s): {missing} deliveries still missing")
                 break
