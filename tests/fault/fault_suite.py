@@ -46,6 +46,7 @@ RECIPIENTS = [
 ]
 
 T0 = time.monotonic()
+T0_WALL = time.time()
 
 
 def now():
@@ -426,6 +427,7 @@ class Collector:
                     continue
                 headers = {k: (v.decode() if v is not None else "") for k, v in (msg.headers() or [])}
                 key = msg.key().decode() if msg.key() else ""
+                headers["_at"] = msg.timestamp()[1] / 1000.0 - T0_WALL  # Kafka timestamp, on the run's clock
                 self.records[msg.topic()].append((msg.partition(), msg.offset(), key, headers))
 
     def at_end(self):
@@ -454,7 +456,8 @@ def analyse(load, case_subjects, expected_parties, collector):
     for partition, offset, key, h in collector.records[CANONICAL]:
         if h.get("ce_source") != JOBCENTRE_SOURCE:
             continue
-        entry = (partition, offset, h.get("ce_subject", key), int(h.get("ce_sequence", "0")), h.get("ce_id"))
+        entry = (partition, offset, h.get("ce_subject", key), int(h.get("ce_sequence", "0")), h.get("ce_id"),
+                 h.get("_at", 0.0))
         canonical[h.get("ce_id")].append(entry)
         by_subject[entry[2]].append(entry)
     canonical_missing = canonical_dup = canonical_mismatch = canonical_ooo = seq_gaps = 0
@@ -467,7 +470,8 @@ def analyse(load, case_subjects, expected_parties, collector):
         if len(copies) > 1:
             canonical_dup += 1
             details["canonical_dup"].append(f"{event_id} x{len(copies)} at offsets "
-                                            f"{[(c[0], c[1]) for c in copies]}")
+                                            f"{[(c[0], c[1]) for c in copies]}, written at "
+                                            f"{[round(c[5], 1) for c in copies]}s")
         if any(c[2] != a["subject"] or c[3] != a["sequence"] for c in copies):
             canonical_mismatch += 1
             details["canonical_mismatch"].append(f"{event_id}: answer {a['subject'][:12]} seq {a['sequence']}, "
@@ -512,7 +516,8 @@ def analyse(load, case_subjects, expected_parties, collector):
                 details["out_of_order"].append(f"{topic} offset {offset}: ce_recipient {h.get('ce_recipient')}")
             if rseq in rseqs[event_id]:
                 redelivered += 1
-                details["redelivered"].append(f"{recipient} {event_id} rseq {rseq} again at {partition}/{offset}")
+                details["redelivered"].append(f"{recipient} {event_id} rseq {rseq} again at {partition}/{offset}, "
+                                              f"written at {h.get('_at', 0.0):.1f}s")
                 continue
             if rseqs[event_id]:
                 duplicated += 1
