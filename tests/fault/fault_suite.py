@@ -656,7 +656,8 @@ def main():
 
         # Roles: every decision goes to known parties (no routing rules: every holder gets every event).
         run_id = secrets.token_hex(3)
-        case_cprs = [f"{10 + i:02d}0{(i % 9) + 1}85-{1230 + i}" for i in range(args.cases)]
+        case_cprs = [f"{1 + i % 28:02d}{1 + (i // 28) % 12:02d}{(60 + i // 336) % 100:02d}-{1000 + i % 9000:04d}"
+                     for i in range(args.cases)]
         coordination_stub = coordination_grpc.CoordinationServiceStub(
             grpc.insecure_channel(f"127.0.0.1:{coordination.port}"))
         case_subjects = [None] * args.cases
