@@ -46,8 +46,8 @@ struct LedgerEntry {
   bool published = false;
 };
 
-absl::StatusOr<std::optional<LedgerEntry>> FindEntry(sqlite::Database& db, const std::string& key) {
-  ASSIGN_OR_RETURN(sqlite::Statement select,
+absl::StatusOr<std::optional<LedgerEntry>> FindEntry(sql::Database& db, const std::string& key) {
+  ASSIGN_OR_RETURN(sql::Statement select,
                    db.Prepare("SELECT fingerprint, record_id, event, published FROM ledger "
                               "WHERE idempotency_key = ?1"));
   select.Bind(1, key);
@@ -63,8 +63,8 @@ absl::StatusOr<std::optional<LedgerEntry>> FindEntry(sqlite::Database& db, const
   return std::optional<LedgerEntry>(std::move(entry));
 }
 
-absl::Status MarkPublished(sqlite::Database& db, const std::string& key) {
-  ASSIGN_OR_RETURN(sqlite::Statement update,
+absl::Status MarkPublished(sql::Database& db, const std::string& key) {
+  ASSIGN_OR_RETURN(sql::Statement update,
                    db.Prepare("UPDATE ledger SET published = 1 WHERE idempotency_key = ?1"));
   update.Bind(1, key);
   return update.Run();
@@ -82,13 +82,13 @@ absl::StatusOr<std::unique_ptr<EventRecorder>> EventRecorder::Create(const std::
                                                                      RecorderOptions options,
                                                                      kafka::Publisher& publisher,
                                                                      Clock& clock) {
-  ASSIGN_OR_RETURN(std::unique_ptr<sqlite::Database> db, sqlite::Database::Open(ledger_path));
-  RETURN_IF_ERROR(db->Exec(kSchema));
+  ASSIGN_OR_RETURN(std::unique_ptr<sql::Database> db, sql::Database::Open(ledger_path));
+  RETURN_IF_ERROR(db->Exec(sql::SchemaFor(db->dialect(), kSchema)));
   return std::unique_ptr<EventRecorder>(
       new EventRecorder(std::move(db), std::move(options), publisher, clock));
 }
 
-EventRecorder::EventRecorder(std::unique_ptr<sqlite::Database> db, RecorderOptions options,
+EventRecorder::EventRecorder(std::unique_ptr<sql::Database> db, RecorderOptions options,
                              kafka::Publisher& publisher, Clock& clock)
     : db_(std::move(db)),
       options_(std::move(options)),
@@ -136,7 +136,7 @@ absl::Status EventRecorder::AwaitOtherSender(const std::string& key, const char*
 
 absl::StatusOr<std::optional<std::string>> EventRecorder::FirstPendingLocked(
     const std::string& subject, uint64_t up_to_sequence, CaseEvent* event) {
-  ASSIGN_OR_RETURN(sqlite::Statement select,
+  ASSIGN_OR_RETURN(sql::Statement select,
                    db_->Prepare("SELECT idempotency_key, event FROM ledger WHERE subject = ?1 "
                                 "AND published = 0 AND sequence <= ?2 ORDER BY sequence"));
   select.Bind(1, subject);
@@ -230,14 +230,14 @@ absl::StatusOr<RecordOutcome> EventRecorder::Record(
       return absl::InvalidArgumentError("the event's state is unspecified (no event type)");
     }
 
-    sqlite::Transaction transaction(*db_);
+    sql::Transaction transaction(*db_);
     RETURN_IF_ERROR(transaction.Begin());
-    ASSIGN_OR_RETURN(sqlite::Statement last,
+    ASSIGN_OR_RETURN(sql::Statement last,
                      db_->Prepare("SELECT COALESCE(MAX(sequence), 0) FROM ledger WHERE subject = ?1"));
     last.Bind(1, request.subject);
     ASSIGN_OR_RETURN(bool row, last.Step());
     event.set_sequence(row ? static_cast<uint64_t>(last.ColumnInt64(0)) + 1 : 1);
-    ASSIGN_OR_RETURN(sqlite::Statement insert,
+    ASSIGN_OR_RETURN(sql::Statement insert,
                      db_->Prepare("INSERT INTO ledger (idempotency_key, fingerprint, subject, "
                                   "sequence, record_id, event, event_id) "
                                   "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"));
@@ -248,8 +248,21 @@ absl::StatusOr<RecordOutcome> EventRecorder::Record(
     insert.Bind(5, result.record_id);
     insert.BindBlob(6, event.SerializeAsString());
     insert.Bind(7, event.id());
-    RETURN_IF_ERROR(insert.Run());
-    RETURN_IF_ERROR(transaction.Commit());
+    absl::Status inserted = insert.Run();
+    if (inserted.ok()) inserted = transaction.Commit();
+    if (absl::IsAlreadyExists(inserted) || absl::IsAborted(inserted)) {
+      // Another instance sharing the ledger (coordination replicas on
+      // PostgreSQL) recorded this key, or took this sequence, first.
+      transaction.Rollback().IgnoreError();
+      ASSIGN_OR_RETURN(existing, FindEntry(*db_, request.idempotency_key));
+      if (existing.has_value()) {
+        lock.unlock();
+        return replay(*existing);
+      }
+      return absl::AbortedError(
+          "another instance recorded an event of this case at the same moment; retry");
+    }
+    RETURN_IF_ERROR(inserted);
 
     // Did an earlier event of this subject fail to become durable (and is
     // nobody sending it)? Then it must go first.
@@ -277,7 +290,7 @@ absl::StatusOr<RecordOutcome> EventRecorder::Record(
 
 absl::StatusOr<std::optional<CaseEvent>> EventRecorder::FindEvent(const std::string& event_id) {
   std::lock_guard<std::mutex> lock(mu_);
-  ASSIGN_OR_RETURN(sqlite::Statement select,
+  ASSIGN_OR_RETURN(sql::Statement select,
                    db_->Prepare("SELECT event FROM ledger WHERE event_id = ?1"));
   select.Bind(1, event_id);
   ASSIGN_OR_RETURN(bool row, select.Step());
@@ -293,7 +306,7 @@ absl::StatusOr<std::vector<CaseEvent>> EventRecorder::ListEvents(const std::stri
                                                                  uint64_t after_sequence,
                                                                  int limit) {
   std::lock_guard<std::mutex> lock(mu_);
-  ASSIGN_OR_RETURN(sqlite::Statement select,
+  ASSIGN_OR_RETURN(sql::Statement select,
                    db_->Prepare("SELECT event FROM ledger WHERE subject = ?1 AND sequence > ?2 "
                                 "AND published = 1 ORDER BY sequence LIMIT ?3"));
   select.Bind(1, subject);
@@ -315,7 +328,7 @@ absl::StatusOr<int> EventRecorder::DrainPending() {
   std::vector<std::pair<std::string, uint64_t>> subjects;
   {
     std::lock_guard<std::mutex> lock(mu_);
-    ASSIGN_OR_RETURN(sqlite::Statement select,
+    ASSIGN_OR_RETURN(sql::Statement select,
                      db_->Prepare("SELECT subject, MAX(sequence) FROM ledger WHERE published = 0 "
                                   "GROUP BY subject ORDER BY MIN(position)"));
     while (true) {
@@ -348,7 +361,7 @@ absl::StatusOr<int> EventRecorder::DrainPending() {
 
 absl::StatusOr<int64_t> EventRecorder::PendingCount() {
   std::lock_guard<std::mutex> lock(mu_);
-  ASSIGN_OR_RETURN(sqlite::Statement count,
+  ASSIGN_OR_RETURN(sql::Statement count,
                    db_->Prepare("SELECT COUNT(*) FROM ledger WHERE published = 0"));
   ASSIGN_OR_RETURN(bool row, count.Step());
   return row ? count.ColumnInt64(0) : 0;

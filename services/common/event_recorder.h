@@ -2,7 +2,7 @@
 // system services and in coordination's `AssignRole`:
 //
 //   idempotency check → the caller's action (the adapter call) → the event
-//   → the ledger (SQLite, fsync'd) → Kafka (acks=all) → OK
+//   → the ledger (SQLite, fsync'd; or PostgreSQL) → Kafka (acks=all) → OK
 //
 // Guarantees:
 //  * OK only when the event is durable in Kafka.
@@ -39,7 +39,7 @@
 #include "casebridge/events/v1/case_event.pb.h"
 #include "services/common/clock.h"
 #include "services/common/kafka/publisher.h"
-#include "services/common/sqlite.h"
+#include "services/common/sql.h"
 
 namespace casebridge {
 
@@ -98,7 +98,11 @@ struct DrainOptions {
 
 class EventRecorder {
  public:
-  // Opens (creating) the ledger at `ledger_path`.
+  // Opens (creating) the ledger at `ledger_path`: a SQLite file, or a
+  // PostgreSQL URL (`sql::IsPostgresTarget`) that several instances may
+  // share — coordination replicas do. Sharing, a key recorded by another
+  // instance replays its event, and a race for the same key or the same
+  // case's next sequence number is kAborted (retry).
   static absl::StatusOr<std::unique_ptr<EventRecorder>> Create(const std::string& ledger_path,
                                                                RecorderOptions options,
                                                                kafka::Publisher& publisher,
@@ -153,7 +157,7 @@ class EventRecorder {
   const std::string& source() const { return source_; }
 
  private:
-  EventRecorder(std::unique_ptr<sqlite::Database> db, RecorderOptions options,
+  EventRecorder(std::unique_ptr<sql::Database> db, RecorderOptions options,
                 kafka::Publisher& publisher, Clock& clock);
   // A record handed to the publisher, and the ledger key to mark when it
   // is durable.
@@ -200,7 +204,7 @@ class EventRecorder {
   bool drain_wanted_ = false;
   bool drain_stop_ = false;
   std::thread drainer_;
-  std::unique_ptr<sqlite::Database> db_;
+  std::unique_ptr<sql::Database> db_;
   RecorderOptions options_;
   std::string source_;
   kafka::Publisher& publisher_;

@@ -23,7 +23,7 @@ absl::StatusOr<std::unique_ptr<CoordinationApp>> CoordinationApp::Start(
     administrations[recipient.id()] = recipient.administration();
   }
   ASSIGN_OR_RETURN(app->store_,
-                   CoordinationStore::Open(c.store_path(), c.routing(), administrations));
+                   CoordinationStore::Open(StoreTarget(c), c.routing(), administrations));
 
   const std::map<std::string, std::string> recipient_topics = RecipientTopics(c);
   std::vector<std::string> topics = {c.canonical_topic(), c.audit_topic(), c.dead_letter_topic()};

@@ -7,6 +7,7 @@
 #include "absl/strings/str_cat.h"
 #include "services/common/grpc_server.h"
 #include "services/common/kafka/kafka_config.h"
+#include "services/common/sql.h"
 #include "services/common/status_macros.h"
 #include "services/coordination/audit_log.h"
 #include "services/coordination/router.h"
@@ -103,7 +104,18 @@ absl::Status ValidateCoordinationConfig(const CoordinationServiceConfig& config)
       !std::all_of(municipality.begin(), municipality.end(), absl::ascii_isdigit)) {
     return absl::InvalidArgumentError("municipality: must be 4 digits (kommunekode)");
   }
-  if (config.store_path().empty()) return absl::InvalidArgumentError("store_path: required");
+  if (config.store_path().empty() && config.store_url().empty()) {
+    return absl::InvalidArgumentError(
+        "store_path: required unless store_url is set (an SQLite file for one instance, or a "
+        "PostgreSQL URL shared by replicas)");
+  }
+  if (!config.store_path().empty() && !config.store_url().empty()) {
+    return absl::InvalidArgumentError("store_url: set together with store_path; give one");
+  }
+  if (!config.store_url().empty() && !sql::IsPostgresTarget(config.store_url())) {
+    return absl::InvalidArgumentError(
+        "store_url: must be a PostgreSQL URI (postgresql://host:port/database)");
+  }
   if (!config.canonical_topic().empty()) {
     RETURN_IF_ERROR(ValidateTopic(config.canonical_topic(), "canonical_topic"));
   }
@@ -190,7 +202,12 @@ std::map<std::string, std::string> RecipientTopics(const CoordinationServiceConf
   return topics;
 }
 
+std::string StoreTarget(const CoordinationServiceConfig& config) {
+  return config.store_url().empty() ? config.store_path() : config.store_url();
+}
+
 std::string LedgerPath(const CoordinationServiceConfig& config) {
+  if (!config.store_url().empty()) return config.store_url();
   return absl::StrCat(config.store_path(), ".ledger");
 }
 

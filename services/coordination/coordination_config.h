@@ -38,7 +38,7 @@ casebridge::config::v1::CoordinationServiceConfig WithDefaults(
 
 // Returns kInvalidArgument with a message "<field path>: <reason>" for the
 // first unusable field: `kafka` (see `ValidateKafkaConfig`), `municipality`
-// (4 digits), `store_path` (required), `recipients` (at least one; ids 1–64
+// (4 digits), exactly one of `store_path` and `store_url`, `recipients` (at least one; ids 1–64
 // characters from [a-z0-9-], unique), topic names (Kafka's characters;
 // recipient topics unique and different from `canonical_topic`), `routing`
 // (see `ValidateRoutingConfig`: e.g. "routing.rules[1].roles: …"),
@@ -56,8 +56,12 @@ std::map<std::string, std::string> RecipientTopics(
 // `kDefaultWatchdogInterval`.
 absl::Duration WatchdogInterval(const casebridge::config::v1::CoordinationServiceConfig& config);
 
-// The `EventRecorder` ledger that `AssignRole` records into: a sibling of
-// the store, `store_path` + ".ledger".
+// The store to open: `store_url` if set, else `store_path`.
+std::string StoreTarget(const casebridge::config::v1::CoordinationServiceConfig& config);
+
+// The `EventRecorder` ledger that `AssignRole` and the case rules record
+// into: a sibling of the SQLite store, `store_path` + ".ledger", or the
+// shared PostgreSQL database itself (`store_url`).
 std::string LedgerPath(const casebridge::config::v1::CoordinationServiceConfig& config);
 
 }  // namespace casebridge::coordination

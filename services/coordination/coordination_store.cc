@@ -1,6 +1,7 @@
 #include "services/coordination/coordination_store.h"
 
 #include <algorithm>
+#include <map>
 #include <optional>
 #include <utility>
 
@@ -26,8 +27,16 @@ using casebridge::events::v1::RoleAssignment;
 
 // Invariant: every delivery row's (recipient, stream_sequence) and
 // (recipient, subject, case_sequence) are unique, and the sequences of a
-// recipient (per case) are 1..n: `Apply` takes MAX + 1 inside the write
-// transaction that inserts the row.
+// recipient (per case) are 1..n. `Apply` takes a recipient's next
+// stream_sequence by incrementing its row in `stream_counters` inside the
+// transaction that inserts the delivery: on PostgreSQL, where replicas apply
+// concurrently, that row stays locked until the commit, so a recipient's
+// stream sequences commit in order (a reader never sees n + 1 before n). The
+// case_sequence is MAX + 1: a case is applied by one replica at a time (its
+// canonical partition's owner), and a rare overlap fails on the UNIQUE
+// constraint and is retried.
+//
+// Written for SQLite; `sql::SchemaFor` turns it into PostgreSQL.
 constexpr char kSchema[] = R"sql(
 CREATE TABLE IF NOT EXISTS processed_events (
   event_id     TEXT    PRIMARY KEY,
@@ -55,6 +64,7 @@ CREATE TABLE IF NOT EXISTS deliveries (
 );
 CREATE INDEX IF NOT EXISTS deliveries_pending ON deliveries (position) WHERE published = 0;
 CREATE INDEX IF NOT EXISTS deliveries_by_event ON deliveries (event_id, recipient);
+CREATE INDEX IF NOT EXISTS deliveries_by_case ON deliveries (recipient, subject, case_sequence);
 CREATE TABLE IF NOT EXISTS case_events (
   position  INTEGER PRIMARY KEY AUTOINCREMENT,
   event_id  TEXT    NOT NULL UNIQUE,
@@ -70,6 +80,10 @@ CREATE TABLE IF NOT EXISTS consents (
   withdrawn   INTEGER NOT NULL DEFAULT 0,
   UNIQUE (subject, consent_id)
 );
+CREATE TABLE IF NOT EXISTS stream_counters (
+  recipient TEXT    PRIMARY KEY,
+  last      INTEGER NOT NULL
+);
 CREATE TABLE IF NOT EXISTS receipts (
   recipient   TEXT    NOT NULL,
   event_id    TEXT    NOT NULL,
@@ -79,6 +93,13 @@ CREATE TABLE IF NOT EXISTS receipts (
   PRIMARY KEY (recipient, event_id)
 );
 )sql";
+
+// A store written before `stream_counters` existed: its counters start from
+// the deliveries.
+constexpr char kSeedCounters[] =
+    "INSERT INTO stream_counters (recipient, last) "
+    "SELECT recipient, MAX(stream_sequence) FROM deliveries WHERE true GROUP BY recipient "
+    "ON CONFLICT (recipient) DO NOTHING";
 
 }  // namespace
 
@@ -100,7 +121,7 @@ absl::Status ValidateCaseEvent(const CaseEvent& event) {
 
 namespace {
 
-absl::StatusOr<std::vector<Delivery>> ReadDeliveryRows(sqlite::Statement& select) {
+absl::StatusOr<std::vector<Delivery>> ReadDeliveryRows(sql::Statement& select) {
   std::vector<Delivery> deliveries;
   while (true) {
     ASSIGN_OR_RETURN(bool row, select.Step());
@@ -163,9 +184,9 @@ casebridge::coordination::v1::DeliveryState DeliveryStateFor(ReceiptStatus statu
   }
 }
 
-absl::StatusOr<uint64_t> NextSequence(sqlite::Database& db, const char* sql,
+absl::StatusOr<uint64_t> NextSequence(sql::Database& db, const char* sql,
                                       const std::vector<std::string>& params) {
-  ASSIGN_OR_RETURN(sqlite::Statement select, db.Prepare(sql));
+  ASSIGN_OR_RETURN(sql::Statement select, db.Prepare(sql));
   for (size_t i = 0; i < params.size(); ++i) select.Bind(static_cast<int>(i) + 1, params[i]);
   ASSIGN_OR_RETURN(bool row, select.Step());
   return row ? static_cast<uint64_t>(select.ColumnInt64(0)) + 1 : 1;
@@ -181,8 +202,9 @@ std::vector<Party> HoldersAfter(const std::vector<Party>& holders, const CaseEve
 absl::StatusOr<std::unique_ptr<CoordinationStore>> CoordinationStore::Open(
     const std::string& path, casebridge::config::v1::RoutingConfig routing,
     std::map<std::string, casebridge::common::v1::Administration> administrations) {
-  ASSIGN_OR_RETURN(std::unique_ptr<sqlite::Database> db, sqlite::Database::Open(path));
-  RETURN_IF_ERROR(db->Exec(kSchema));
+  ASSIGN_OR_RETURN(std::unique_ptr<sql::Database> db, sql::Database::Open(path));
+  RETURN_IF_ERROR(db->Exec(sql::SchemaFor(db->dialect(), kSchema)));
+  RETURN_IF_ERROR(db->Exec(kSeedCounters));
   return std::unique_ptr<CoordinationStore>(
       new CoordinationStore(std::move(db), std::move(routing), std::move(administrations)));
 }
@@ -202,7 +224,7 @@ absl::StatusOr<std::vector<Consent>> CoordinationStore::ConsentsInForce(
 
 absl::StatusOr<std::vector<Consent>> CoordinationStore::ConsentsInForceLocked(
     const std::string& subject) {
-  ASSIGN_OR_RETURN(sqlite::Statement select,
+  ASSIGN_OR_RETURN(sql::Statement select,
                    db_->Prepare("SELECT consent FROM consents WHERE subject = ?1 "
                                 "AND withdrawn = 0 ORDER BY position"));
   select.Bind(1, subject);
@@ -220,7 +242,7 @@ absl::StatusOr<std::vector<Consent>> CoordinationStore::ConsentsInForceLocked(
 absl::StatusOr<std::pair<Consent, bool>> CoordinationStore::FindConsent(
     const std::string& subject, const std::string& consent_id) {
   std::lock_guard<std::mutex> lock(mu_);
-  ASSIGN_OR_RETURN(sqlite::Statement select,
+  ASSIGN_OR_RETURN(sql::Statement select,
                    db_->Prepare("SELECT consent, withdrawn FROM consents "
                                 "WHERE subject = ?1 AND consent_id = ?2"));
   select.Bind(1, subject);
@@ -246,11 +268,11 @@ absl::StatusOr<std::vector<Delivery>> CoordinationStore::Apply(const CaseEvent& 
 
 absl::StatusOr<std::vector<Delivery>> CoordinationStore::ApplyLocked(const CaseEvent& event,
                                                                      absl::Time routed_at) {
-  sqlite::Database& db = *db_;
-  sqlite::Transaction transaction(db);
+  sql::Database& db = *db_;
+  sql::Transaction transaction(db);
   RETURN_IF_ERROR(transaction.Begin());
 
-  ASSIGN_OR_RETURN(sqlite::Statement seen,
+  ASSIGN_OR_RETURN(sql::Statement seen,
                    db.Prepare("SELECT 1 FROM processed_events WHERE event_id = ?1"));
   seen.Bind(1, event.id());
   ASSIGN_OR_RETURN(bool already_applied, seen.Step());
@@ -262,12 +284,12 @@ absl::StatusOr<std::vector<Delivery>> CoordinationStore::ApplyLocked(const CaseE
   std::vector<Party> holders = ChangeHolders(before, event, displaced);
   if (event.has_role_assignment()) {
     const Role role = event.role_assignment().role();
-    ASSIGN_OR_RETURN(sqlite::Statement remove,
+    ASSIGN_OR_RETURN(sql::Statement remove,
                      db.Prepare("DELETE FROM role_holders WHERE subject = ?1 AND role = ?2"));
     remove.Bind(1, subject);
     remove.Bind(2, static_cast<int64_t>(role));
     RETURN_IF_ERROR(remove.Run());
-    ASSIGN_OR_RETURN(sqlite::Statement upsert,
+    ASSIGN_OR_RETURN(sql::Statement upsert,
                      db.Prepare("INSERT INTO role_holders (subject, role, recipient, party) "
                                 "VALUES (?1, ?2, ?3, ?4)"));
     for (const Party& party : holders) {
@@ -285,7 +307,7 @@ absl::StatusOr<std::vector<Delivery>> CoordinationStore::ApplyLocked(const CaseE
   // supersedes.
   std::vector<RoutedRecipient> superseded_recipients;
   if (!event.supersedes().event_id().empty()) {
-    ASSIGN_OR_RETURN(sqlite::Statement earlier,
+    ASSIGN_OR_RETURN(sql::Statement earlier,
                      db.Prepare("SELECT delivery FROM deliveries WHERE event_id = ?1 "
                                 "AND subject = ?2 ORDER BY recipient"));
     earlier.Bind(1, event.supersedes().event_id());
@@ -302,16 +324,16 @@ absl::StatusOr<std::vector<Delivery>> CoordinationStore::ApplyLocked(const CaseE
   // the consent event itself is ordinary and reaches every party.
   if (event.has_consent() && !event.consent().consent_id().empty()) {
     if (event.consent().withdrawn()) {
-      ASSIGN_OR_RETURN(sqlite::Statement withdraw,
+      ASSIGN_OR_RETURN(sql::Statement withdraw,
                        db.Prepare("UPDATE consents SET withdrawn = 1 "
                                   "WHERE subject = ?1 AND consent_id = ?2"));
       withdraw.Bind(1, subject);
       withdraw.Bind(2, event.consent().consent_id());
       RETURN_IF_ERROR(withdraw.Run());
     } else {
-      ASSIGN_OR_RETURN(sqlite::Statement give,
-                       db.Prepare("INSERT OR IGNORE INTO consents (subject, consent_id, consent) "
-                                  "VALUES (?1, ?2, ?3)"));
+      ASSIGN_OR_RETURN(sql::Statement give,
+                       db.Prepare("INSERT INTO consents (subject, consent_id, consent) "
+                                  "VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING"));
       give.Bind(1, subject);
       give.Bind(2, event.consent().consent_id());
       give.BindBlob(3, event.consent().SerializeAsString());
@@ -320,7 +342,7 @@ absl::StatusOr<std::vector<Delivery>> CoordinationStore::ApplyLocked(const CaseE
   }
   ASSIGN_OR_RETURN(const std::vector<Consent> consents, ConsentsInForceLocked(subject));
 
-  ASSIGN_OR_RETURN(sqlite::Statement history,
+  ASSIGN_OR_RETURN(sql::Statement history,
                    db.Prepare("INSERT INTO case_events (event_id, subject, event) "
                               "VALUES (?1, ?2, ?3)"));
   history.Bind(1, event.id());
@@ -329,15 +351,30 @@ absl::StatusOr<std::vector<Delivery>> CoordinationStore::ApplyLocked(const CaseE
   RETURN_IF_ERROR(history.Run());
 
   std::vector<Delivery> deliveries;
-  ASSIGN_OR_RETURN(sqlite::Statement insert,
+  ASSIGN_OR_RETURN(sql::Statement insert,
                    db.Prepare("INSERT INTO deliveries (recipient, stream_sequence, subject, "
                               "case_sequence, event_id, delivery) "
                               "VALUES (?1, ?2, ?3, ?4, ?5, ?6)"));
-  for (const RoutedRecipient& routed : Route(event, holders, routing_, superseded_recipients)) {
-    ASSIGN_OR_RETURN(
-        const uint64_t stream_sequence,
-        NextSequence(db, "SELECT MAX(stream_sequence) FROM deliveries WHERE recipient = ?1",
-                     {routed.recipient}));
+  const std::vector<RoutedRecipient> routes = Route(event, holders, routing_, superseded_recipients);
+  // Each recipient's counter is taken in recipient order, so two replicas'
+  // transactions wait for each other rather than deadlock.
+  std::map<std::string, uint64_t> stream_sequences;
+  for (const RoutedRecipient& routed : routes) stream_sequences[routed.recipient] = 0;
+  ASSIGN_OR_RETURN(sql::Statement next_stream,
+                   db.Prepare("INSERT INTO stream_counters (recipient, last) VALUES (?1, 1) "
+                              "ON CONFLICT (recipient) DO UPDATE SET last = stream_counters.last + 1 "
+                              "RETURNING last"));
+  for (auto& [recipient, sequence] : stream_sequences) {
+    next_stream.Reset();
+    next_stream.Bind(1, recipient);
+    ASSIGN_OR_RETURN(bool row, next_stream.Step());
+    if (!row) return absl::InternalError("coordination store: no stream sequence");
+    sequence = static_cast<uint64_t>(next_stream.ColumnInt64(0));
+    // Drain the statement so SQLite finishes it before the next one.
+    ASSIGN_OR_RETURN(row, next_stream.Step());
+  }
+  for (const RoutedRecipient& routed : routes) {
+    const uint64_t stream_sequence = stream_sequences[routed.recipient];
     ASSIGN_OR_RETURN(const uint64_t case_sequence,
                      NextSequence(db,
                                   "SELECT MAX(case_sequence) FROM deliveries "
@@ -367,7 +404,7 @@ absl::StatusOr<std::vector<Delivery>> CoordinationStore::ApplyLocked(const CaseE
     RETURN_IF_ERROR(insert.Run());
   }
 
-  ASSIGN_OR_RETURN(sqlite::Statement processed,
+  ASSIGN_OR_RETURN(sql::Statement processed,
                    db.Prepare("INSERT INTO processed_events (event_id, subject, processed_at) "
                               "VALUES (?1, ?2, ?3)"));
   processed.Bind(1, event.id());
@@ -380,17 +417,27 @@ absl::StatusOr<std::vector<Delivery>> CoordinationStore::ApplyLocked(const CaseE
 
 absl::StatusOr<std::vector<Delivery>> CoordinationStore::PendingDeliveries(int limit) {
   std::lock_guard<std::mutex> lock(mu_);
-  ASSIGN_OR_RETURN(sqlite::Statement select,
+  ASSIGN_OR_RETURN(sql::Statement select,
                    db_->Prepare("SELECT delivery FROM deliveries WHERE published = 0 "
                                 "ORDER BY position LIMIT ?1"));
   select.Bind(1, static_cast<int64_t>(limit));
   return ReadDeliveryRows(select);
 }
 
+absl::StatusOr<std::vector<Delivery>> CoordinationStore::PendingDeliveriesOf(
+    const std::string& event_id) {
+  std::lock_guard<std::mutex> lock(mu_);
+  ASSIGN_OR_RETURN(sql::Statement select,
+                   db_->Prepare("SELECT delivery FROM deliveries WHERE event_id = ?1 "
+                                "AND published = 0 ORDER BY position"));
+  select.Bind(1, event_id);
+  return ReadDeliveryRows(select);
+}
+
 absl::Status CoordinationStore::MarkPublished(const std::string& recipient,
                                               uint64_t stream_sequence) {
   std::lock_guard<std::mutex> lock(mu_);
-  ASSIGN_OR_RETURN(sqlite::Statement update,
+  ASSIGN_OR_RETURN(sql::Statement update,
                    db_->Prepare("UPDATE deliveries SET published = 1 "
                                 "WHERE recipient = ?1 AND stream_sequence = ?2"));
   update.Bind(1, recipient);
@@ -401,9 +448,9 @@ absl::Status CoordinationStore::MarkPublished(const std::string& recipient,
 absl::Status CoordinationStore::MarkPublished(const std::vector<Delivery>& deliveries) {
   if (deliveries.empty()) return absl::OkStatus();
   std::lock_guard<std::mutex> lock(mu_);
-  sqlite::Transaction transaction(*db_);
+  sql::Transaction transaction(*db_);
   RETURN_IF_ERROR(transaction.Begin());
-  ASSIGN_OR_RETURN(sqlite::Statement update,
+  ASSIGN_OR_RETURN(sql::Statement update,
                    db_->Prepare("UPDATE deliveries SET published = 1 "
                                 "WHERE recipient = ?1 AND stream_sequence = ?2"));
   for (const Delivery& delivery : deliveries) {
@@ -419,7 +466,7 @@ absl::StatusOr<std::vector<Delivery>> CoordinationStore::ReadDeliveries(
     const std::string& recipient, uint64_t after_stream_sequence, const std::string& subject,
     int limit, uint64_t after_case_sequence) {
   std::lock_guard<std::mutex> lock(mu_);
-  ASSIGN_OR_RETURN(sqlite::Statement select,
+  ASSIGN_OR_RETURN(sql::Statement select,
                    db_->Prepare("SELECT delivery FROM deliveries WHERE recipient = ?1 "
                                 "AND stream_sequence > ?2 AND (?3 = '' OR subject = ?3) "
                                 "AND case_sequence > ?5 "
@@ -439,7 +486,7 @@ absl::StatusOr<std::vector<Party>> CoordinationStore::ListParties(const std::str
 
 absl::StatusOr<std::vector<Party>> CoordinationStore::ListPartiesLocked(
     const std::string& subject) {
-  ASSIGN_OR_RETURN(sqlite::Statement select,
+  ASSIGN_OR_RETURN(sql::Statement select,
                    db_->Prepare("SELECT party FROM role_holders WHERE subject = ?1 ORDER BY role"));
   select.Bind(1, subject);
   std::vector<Party> parties;
@@ -455,7 +502,7 @@ absl::StatusOr<std::vector<Party>> CoordinationStore::ListPartiesLocked(
 
 absl::StatusOr<bool> CoordinationStore::IsApplied(const std::string& event_id) {
   std::lock_guard<std::mutex> lock(mu_);
-  ASSIGN_OR_RETURN(sqlite::Statement seen,
+  ASSIGN_OR_RETURN(sql::Statement seen,
                    db_->Prepare("SELECT 1 FROM processed_events WHERE event_id = ?1"));
   seen.Bind(1, event_id);
   return seen.Step();
@@ -465,7 +512,7 @@ absl::StatusOr<CaseHistory> CoordinationStore::History(const std::string& subjec
   std::lock_guard<std::mutex> lock(mu_);
   CaseHistory history;
   history.subject = subject;
-  ASSIGN_OR_RETURN(sqlite::Statement select,
+  ASSIGN_OR_RETURN(sql::Statement select,
                    db_->Prepare("SELECT event FROM case_events WHERE subject = ?1 "
                                 "ORDER BY position"));
   select.Bind(1, subject);
@@ -482,7 +529,7 @@ absl::StatusOr<CaseHistory> CoordinationStore::History(const std::string& subjec
 
 absl::StatusOr<std::vector<std::string>> CoordinationStore::Subjects() {
   std::lock_guard<std::mutex> lock(mu_);
-  ASSIGN_OR_RETURN(sqlite::Statement select,
+  ASSIGN_OR_RETURN(sql::Statement select,
                    db_->Prepare("SELECT DISTINCT subject FROM case_events ORDER BY subject"));
   std::vector<std::string> subjects;
   while (true) {
@@ -497,9 +544,9 @@ absl::Status CoordinationStore::RecordReceipt(const std::string& recipient,
                                               const std::string& event_id, ReceiptStatus status,
                                               const std::string& reason, absl::Time at) {
   std::lock_guard<std::mutex> lock(mu_);
-  sqlite::Transaction transaction(*db_);
+  sql::Transaction transaction(*db_);
   RETURN_IF_ERROR(transaction.Begin());
-  ASSIGN_OR_RETURN(sqlite::Statement delivered,
+  ASSIGN_OR_RETURN(sql::Statement delivered,
                    db_->Prepare("SELECT 1 FROM deliveries WHERE event_id = ?1 AND recipient = ?2"));
   delivered.Bind(1, event_id);
   delivered.Bind(2, recipient);
@@ -510,7 +557,7 @@ absl::Status CoordinationStore::RecordReceipt(const std::string& recipient,
   }
   // A receipt never moves a delivery back: RECEIVED does not replace an
   // ACCEPTED or REJECTED that arrived first (receipts can overtake).
-  ASSIGN_OR_RETURN(sqlite::Statement current,
+  ASSIGN_OR_RETURN(sql::Statement current,
                    db_->Prepare("SELECT status FROM receipts WHERE recipient = ?1 AND event_id = ?2"));
   current.Bind(1, recipient);
   current.Bind(2, event_id);
@@ -519,9 +566,11 @@ absl::Status CoordinationStore::RecordReceipt(const std::string& recipient,
       current.ColumnInt64(0) != casebridge::coordination::v1::RECEIPT_STATUS_RECEIVED) {
     return transaction.Commit();
   }
-  ASSIGN_OR_RETURN(sqlite::Statement upsert,
-                   db_->Prepare("INSERT OR REPLACE INTO receipts (recipient, event_id, status, "
-                                "reason, received_at) VALUES (?1, ?2, ?3, ?4, ?5)"));
+  ASSIGN_OR_RETURN(sql::Statement upsert,
+                   db_->Prepare("INSERT INTO receipts (recipient, event_id, status, reason, received_at) "
+                                "VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (recipient, event_id) "
+                                "DO UPDATE SET status = excluded.status, reason = excluded.reason, "
+                                "received_at = excluded.received_at"));
   upsert.Bind(1, recipient);
   upsert.Bind(2, event_id);
   upsert.Bind(3, static_cast<int64_t>(status));
@@ -534,7 +583,7 @@ absl::Status CoordinationStore::RecordReceipt(const std::string& recipient,
 absl::StatusOr<DeliveryStatus> CoordinationStore::GetDeliveryStatus(const std::string& event_id) {
   std::lock_guard<std::mutex> lock(mu_);
   DeliveryStatus status;
-  ASSIGN_OR_RETURN(sqlite::Statement event_row,
+  ASSIGN_OR_RETURN(sql::Statement event_row,
                    db_->Prepare("SELECT event FROM case_events WHERE event_id = ?1"));
   event_row.Bind(1, event_id);
   ASSIGN_OR_RETURN(bool known, event_row.Step());
@@ -544,7 +593,7 @@ absl::StatusOr<DeliveryStatus> CoordinationStore::GetDeliveryStatus(const std::s
   }
 
   ASSIGN_OR_RETURN(
-      sqlite::Statement select,
+      sql::Statement select,
       db_->Prepare("SELECT d.delivery, d.published, r.status, r.reason, r.received_at "
                    "FROM deliveries d LEFT JOIN receipts r "
                    "ON r.recipient = d.recipient AND r.event_id = d.event_id "

@@ -1,7 +1,8 @@
 // The coordination store: who holds which role on each case, every case
 // event consumed (the case's history), every delivery of a case event to a
-// recipient, and the recipients' receipts, in one SQLite file
-// (`CoordinationServiceConfig.store_path`).
+// recipient, and the recipients' receipts — in one SQLite file
+// (`CoordinationServiceConfig.store_path`, one instance) or in a PostgreSQL
+// database that every replica shares (`store_url`, ADR 0019).
 //
 // The store is what makes delivery crash-safe. `Apply` turns one consumed
 // case event into its deliveries in a single transaction, so after a crash
@@ -27,7 +28,14 @@
 // says so; kInternal for a storage failure (SQLite's message, never personal
 // data).
 //
-// Thread safety: safe for concurrent use (one mutex serialises the file).
+// Replicas. Several coordination instances may share one PostgreSQL store:
+// each applies the events of the canonical partitions it owns in the
+// consumer group, every write is one transaction, and every read sees what
+// any replica committed. Apply's de-duplication by event id holds across
+// replicas.
+//
+// Thread safety: safe for concurrent use (one mutex serialises the
+// connection).
 #pragma once
 
 #include <cstdint>
@@ -43,7 +51,7 @@
 #include "casebridge/config/v1/config.pb.h"
 #include "casebridge/coordination/v1/coordination_service.pb.h"
 #include "casebridge/events/v1/case_event.pb.h"
-#include "services/common/sqlite.h"
+#include "services/common/sql.h"
 #include "services/coordination/case_rules.h"
 
 namespace casebridge::coordination {
@@ -63,9 +71,12 @@ absl::Status ValidateCaseEvent(const casebridge::events::v1::CaseEvent& event);
 
 class CoordinationStore {
  public:
-  // Opens (creating if missing) the store at `path`; `Apply` routes by
+  // Opens the store at `path` — a SQLite file (created if missing) or a
+  // PostgreSQL URL (`sql::IsPostgresTarget`) — creating its tables if
+  // missing; `Apply` routes by
   // `routing` (valid, see `ValidateRoutingConfig`; empty: every holder
-  // receives every event). kInternal if the file cannot be opened.
+  // receives every event). kInternal if the file cannot be opened,
+  // kUnavailable if the server cannot be reached.
   //
   // `administrations` maps recipient ids to their administration, for the
   // consent and sensitivity decision (`DecideDisclosure`); a recipient
@@ -94,6 +105,11 @@ class CoordinationStore {
   // Returns up to `limit` unpublished deliveries, oldest first (the order
   // `Apply` stored them in).
   absl::StatusOr<std::vector<casebridge::coordination::v1::Delivery>> PendingDeliveries(int limit);
+
+  // Returns the unpublished deliveries of event `event_id`, in the order
+  // `Apply` stored them.
+  absl::StatusOr<std::vector<casebridge::coordination::v1::Delivery>> PendingDeliveriesOf(
+      const std::string& event_id);
 
   // Marks the delivery `stream_sequence` of `recipient` as published. Marking
   // an unknown or already published delivery is not an error.
@@ -155,7 +171,7 @@ class CoordinationStore {
       const std::string& event_id);
 
  private:
-  CoordinationStore(std::unique_ptr<sqlite::Database> db,
+  CoordinationStore(std::unique_ptr<sql::Database> db,
                     casebridge::config::v1::RoutingConfig routing,
                     std::map<std::string, casebridge::common::v1::Administration> administrations)
       : db_(std::move(db)),
@@ -171,7 +187,7 @@ class CoordinationStore {
       const std::string& subject);
 
   std::mutex mu_;
-  std::unique_ptr<sqlite::Database> db_;  // guarded by mu_
+  std::unique_ptr<sql::Database> db_;  // guarded by mu_
   const casebridge::config::v1::RoutingConfig routing_;
   const std::map<std::string, casebridge::common::v1::Administration> administrations_;
 };

@@ -82,11 +82,11 @@ bool DeliveryProcessor::RetryUntilDone(const char* what, Step step) {
 }
 
 void DeliveryProcessor::Run() {
-  // Deliveries stored before a crash go out before anything new.
-  if (!RetryUntilDone("publishing pending deliveries failed",
-                      [this] { return PublishPending(); })) {
-    return;
-  }
+  // Deliveries stored before a crash are not published here: their record
+  // was not committed, so it comes again — to this instance or, after a
+  // rebalance, to another replica — and `Process` publishes them then. A
+  // sweep of every pending delivery at start would race a live replica
+  // publishing the same ones.
   while (!stopping()) {
     std::optional<kafka::Record> record = consumer_.Poll(options_.poll_timeout);
     if (!record.has_value()) continue;
@@ -144,7 +144,10 @@ absl::Status DeliveryProcessor::Process(const kafka::Record& record) {
     return absl::OkStatus();
   }
   RETURN_IF_ERROR(deliveries.status());
-  return PublishPending();
+  // This event's deliveries still pending: all of them when just applied;
+  // after a crash or a failed publish, those not yet durable.
+  ASSIGN_OR_RETURN(std::vector<Delivery> pending, store_.PendingDeliveriesOf(event->id()));
+  return PublishBatch(pending);
 }
 
 absl::Status DeliveryProcessor::DeadLetter(const kafka::Record& record,
@@ -188,7 +191,13 @@ absl::Status DeliveryProcessor::PublishPending() {
   while (true) {
     ASSIGN_OR_RETURN(std::vector<Delivery> pending, store_.PendingDeliveries(options_.batch_size));
     if (pending.empty()) return absl::OkStatus();
+    RETURN_IF_ERROR(PublishBatch(pending));
+  }
+}
 
+absl::Status DeliveryProcessor::PublishBatch(const std::vector<Delivery>& pending) {
+  if (pending.empty()) return absl::OkStatus();
+  {
     std::vector<Delivery> done;
     struct Sent {
       const Delivery* delivery;
@@ -253,6 +262,7 @@ absl::Status DeliveryProcessor::PublishPending() {
       return first_error;
     }
   }
+  return absl::OkStatus();
 }
 
 DeliveryProcessorStats DeliveryProcessor::stats() const {

@@ -7,7 +7,7 @@
 //   and record the derived events → `CoordinationStore::Apply` (one
 //   transaction) → publish every pending delivery to its recipient's topic →
 //   wait until all are durable → `MarkPublished` → wake `Subscribe` streams →
-//   commit the record's offset
+//   commit the record's offset (synchronously, before the next poll)
 //
 // One municipality per instance. Every coordination instance consumes the
 // one canonical topic (in its own consumer group); an event whose
@@ -26,10 +26,21 @@
 //
 // Crash safety: at-least-once with de-duplication. The offset is committed
 // only after the deliveries are durable; a record consumed again after a
-// crash is recognised by its event id and yields nothing new, and deliveries
-// stored but not yet published are published first when the processor
-// starts. A recipient may therefore receive a delivery twice (same
-// `ce_recipientseq`), never miss one.
+// crash is recognised by its event id and yields nothing new except the
+// publishing of its deliveries still pending. A recipient may therefore
+// receive a delivery twice (same `ce_recipientseq`) if a crash falls between
+// its durability and `MarkPublished`, never miss one.
+//
+// Replicas (a PostgreSQL store shared by several instances in one consumer
+// group): the group gives each canonical partition, and so each case, to one
+// instance at a time, and the loop commits a record before it polls again,
+// so a rebalance hands a partition over between records. Pending deliveries
+// are published only by whoever consumes their record — never in a sweep at
+// start — so a replica that takes over a partition publishes what the
+// previous owner left pending, and a live replica is never raced. An
+// instance that stalls past `max.poll.interval.ms` loses its partitions and
+// may publish one record's deliveries a second time (same
+// `ce_recipientseq`).
 //
 // Poison records — those that can never be applied: undecodable records,
 // events without id or subject, role events naming a recipient that is not
@@ -165,7 +176,8 @@ class DeliveryProcessor {
 
   // Publishes every pending delivery in the store, in batches, and marks the
   // durable ones published. Returns the first publishing error (the failed
-  // deliveries stay pending) or a store error.
+  // deliveries stay pending) or a store error. For one instance only (tests,
+  // tools): with replicas it would race the one owning the records.
   absl::Status PublishPending();
 
   // Handles one consumed record up to, not including, the commit: OK when the
@@ -183,6 +195,9 @@ class DeliveryProcessor {
   // Copies a poison record to the dead-letter topic (if configured) and
   // counts it; OK once the copy is durable.
   absl::Status DeadLetter(const kafka::Record& record, absl::string_view reason);
+  // Publishes `pending` and marks the durable ones published; the first
+  // publishing error, or a store error.
+  absl::Status PublishBatch(const std::vector<casebridge::coordination::v1::Delivery>& pending);
   // Retries `step` with backoff until it succeeds (true) or `Stop` (false).
   template <typename Step>
   bool RetryUntilDone(const char* what, Step step);

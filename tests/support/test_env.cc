@@ -8,9 +8,15 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <map>
+#include <memory>
+#include <mutex>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_replace.h"
 #include "absl/strings/strip.h"
+#include "services/common/sql.h"
 
 namespace casebridge::testing {
 
@@ -44,6 +50,45 @@ std::string KafkaBootstrap() {
     std::abort();
   }
   return std::string(absl::StripAsciiWhitespace(line));
+}
+
+bool UsePostgres() { return std::getenv("CASEBRIDGE_POSTGRES_DIR") != nullptr; }
+
+std::string PostgresUrl() {
+  const char* dir = std::getenv("CASEBRIDGE_POSTGRES_DIR");
+  if (dir == nullptr) {
+    std::cerr << "CASEBRIDGE_POSTGRES_DIR is not set: run PostgreSQL tests through ctest "
+                 "(the postgres_server fixture starts the server)\n";
+    std::abort();
+  }
+  std::ifstream in(absl::StrCat(dir, "/url"));
+  std::string line;
+  if (!std::getline(in, line) || line.empty()) {
+    std::cerr << "no PostgreSQL URL in " << dir << "/url: did postgres_server_start run?\n";
+    std::abort();
+  }
+  return std::string(absl::StripAsciiWhitespace(line));
+}
+
+std::string TestStore(const TempDir& dir, const std::string& name) {
+  if (!UsePostgres()) return dir.File(name);
+  static std::mutex mu;
+  static std::map<std::string, std::string>* databases = new std::map<std::string, std::string>();
+  std::lock_guard<std::mutex> lock(mu);
+  const std::string key = dir.File(name);
+  if (auto it = databases->find(key); it != databases->end()) return it->second;
+  const std::string base = PostgresUrl();
+  // Database names: lower case, unique per process and call.
+  std::string database = absl::AsciiStrToLower(UniqueName("t"));
+  absl::StrReplaceAll({{"-", "_"}}, &database);
+  absl::StatusOr<std::unique_ptr<sql::Database>> admin = sql::Database::Open(base);
+  if (!admin.ok() || !(*admin)->Exec(absl::StrCat("CREATE DATABASE ", database)).ok()) {
+    std::cerr << "cannot create a test database on " << base << "\n";
+    std::abort();
+  }
+  const std::string url = absl::StrCat(base.substr(0, base.rfind('/') + 1), database);
+  (*databases)[key] = url;
+  return url;
 }
 
 std::string UniqueName(const std::string& prefix) {

@@ -29,6 +29,21 @@ class TempDir {
 // silently pass without a broker.
 std::string KafkaBootstrap();
 
+// True when this test binary runs against the PostgreSQL server of the
+// `postgres_server` ctest fixture ($CASEBRIDGE_POSTGRES_DIR set).
+bool UsePostgres();
+
+// Returns the PostgreSQL URL of the fixture's server, database "casebridge".
+// Aborts like `KafkaBootstrap` without the fixture.
+std::string PostgresUrl();
+
+// The store a test opens as `name`: with `UsePostgres()` a database of its
+// own on the fixture's server (created on the first call for `dir` and
+// `name`, the same URL after), else the SQLite file `dir.File(name)`. Store
+// tests run against both: as `unit` tests on SQLite, and again under the
+// `postgres` label.
+std::string TestStore(const TempDir& dir, const std::string& name);
+
 // A name unique to this process and call, for topics and consumer groups
 // (tests share one broker).
 std::string UniqueName(const std::string& prefix);

@@ -17,7 +17,7 @@
 #include "google/protobuf/timestamp.pb.h"
 #include "services/common/log.h"
 #include "services/common/proto_time.h"
-#include "services/common/sqlite.h"
+#include "services/common/sql.h"
 #include "services/common/status_macros.h"
 
 namespace casebridge::reference {
@@ -197,10 +197,10 @@ absl::Status RequireOpen(const StoredAppointment& stored) {
       absl::StrCat("appointment ", appointment.appointment_id(), " is ", StateName(status)));
 }
 
-absl::Status InitialiseSchema(sqlite::Database& db) {
+absl::Status InitialiseSchema(sql::Database& db) {
   int64_t version = 0;
   {
-    ASSIGN_OR_RETURN(sqlite::Statement query, db.Prepare("PRAGMA user_version"));
+    ASSIGN_OR_RETURN(sql::Statement query, db.Prepare("PRAGMA user_version"));
     ASSIGN_OR_RETURN(bool row, query.Step());
     if (row) version = query.ColumnInt64(0);
   }
@@ -211,7 +211,7 @@ absl::Status InitialiseSchema(sqlite::Database& db) {
                         version, kSchemaVersion));
   }
   if (version == kSchemaVersion) return absl::OkStatus();
-  sqlite::Transaction transaction(db);
+  sql::Transaction transaction(db);
   RETURN_IF_ERROR(transaction.Begin());
   if (version == 1) RETURN_IF_ERROR(db.Exec(kMigrateFrom1));
   RETURN_IF_ERROR(db.Exec(kSchema));
@@ -221,7 +221,7 @@ absl::Status InitialiseSchema(sqlite::Database& db) {
 
 class ReferenceCaseSystem final : public CaseSystemAdapter {
  public:
-  ReferenceCaseSystem(ReferenceSystemProfile profile, std::unique_ptr<sqlite::Database> db,
+  ReferenceCaseSystem(ReferenceSystemProfile profile, std::unique_ptr<sql::Database> db,
                       Clock& clock)
       : profile_(std::move(profile)), db_(std::move(db)), clock_(clock) {}
 
@@ -308,7 +308,7 @@ class ReferenceCaseSystem final : public CaseSystemAdapter {
 
   const ReferenceSystemProfile profile_;
   absl::Mutex mu_;
-  std::unique_ptr<sqlite::Database> db_ ABSL_GUARDED_BY(mu_);
+  std::unique_ptr<sql::Database> db_ ABSL_GUARDED_BY(mu_);
   Clock& clock_;
 };
 
@@ -349,7 +349,7 @@ absl::StatusOr<std::string> ReferenceCaseSystem::RecordDecision(const CallOption
     ASSIGN_OR_RETURN(int64_t seq, NextSeq("decisions"));
     Decision recorded = decision;
     recorded.set_decision_id(absl::StrFormat("%s%06d", profile_.decision_prefix, seq));
-    ASSIGN_OR_RETURN(sqlite::Statement insert,
+    ASSIGN_OR_RETURN(sql::Statement insert,
                      db_->Prepare("INSERT INTO decisions"
                                   " (seq, id, subject, idempotency_key, body, created_at)"
                                   " VALUES (?1, ?2, ?3, ?4, ?5, ?6)"));
@@ -374,7 +374,7 @@ absl::StatusOr<std::string> ReferenceCaseSystem::BookAppointment(const CallOptio
     booked.set_status(events::v1::APPOINTMENT_STATUS_SCHEDULED);
     const int64_t now = absl::ToUnixMicros(clock_.Now());
     ASSIGN_OR_RETURN(
-        sqlite::Statement insert,
+        sql::Statement insert,
         db_->Prepare("INSERT INTO appointments"
                      " (seq, id, subject, idempotency_key, body, created_at, updated_at)"
                      " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)"));
@@ -498,7 +498,7 @@ absl::StatusOr<Referral> ReferenceCaseSystem::RecordReferralStep(const CallOptio
     Referral step = referral;
     Referral current;
     if (sent) {
-      ASSIGN_OR_RETURN(sqlite::Statement count,
+      ASSIGN_OR_RETURN(sql::Statement count,
                        db_->Prepare("SELECT COUNT(*) + 1 FROM referral_steps WHERE status = ?1"));
       count.Bind(1, static_cast<int64_t>(events::v1::REFERRAL_STATUS_SENT));
       ASSIGN_OR_RETURN(bool row, count.Step());
@@ -509,7 +509,7 @@ absl::StatusOr<Referral> ReferenceCaseSystem::RecordReferralStep(const CallOptio
       ASSIGN_OR_RETURN(current, LoadReferral(citizen.subject, step.referral_id()));
     }
     ASSIGN_OR_RETURN(Referral recorded, Advance(current, step));
-    ASSIGN_OR_RETURN(sqlite::Statement insert,
+    ASSIGN_OR_RETURN(sql::Statement insert,
                      db_->Prepare("INSERT INTO referral_steps (subject, referral_id, status, "
                                   "idempotency_key, body, created_at)"
                                   " VALUES (?1, ?2, ?3, ?4, ?5, ?6)"));
@@ -540,7 +540,7 @@ absl::Status ReferenceCaseSystem::CancelRecord(const CallOptions& options, const
                      Withdraw("appointments", "appointment", citizen.subject, record_id));
     if (appointment) return record_id;
     // A referral: its latest step in force goes.
-    ASSIGN_OR_RETURN(sqlite::Statement steps,
+    ASSIGN_OR_RETURN(sql::Statement steps,
                      db_->Prepare("SELECT seq, withdrawn FROM referral_steps WHERE subject = ?1 "
                                   "AND referral_id = ?2 ORDER BY seq DESC"));
     steps.Bind(1, citizen.subject);
@@ -551,7 +551,7 @@ absl::Status ReferenceCaseSystem::CancelRecord(const CallOptions& options, const
       if (!row) break;
       any = true;
       if (steps.ColumnInt64(1) != 0) continue;
-      ASSIGN_OR_RETURN(sqlite::Statement update,
+      ASSIGN_OR_RETURN(sql::Statement update,
                        db_->Prepare("UPDATE referral_steps SET withdrawn = 1 WHERE seq = ?1"));
       update.Bind(1, steps.ColumnInt64(0));
       RETURN_IF_ERROR(update.Run());
@@ -569,7 +569,7 @@ absl::StatusOr<bool> ReferenceCaseSystem::Withdraw(absl::string_view table,
                                                    absl::string_view kind,
                                                    const std::string& subject,
                                                    const std::string& id) {
-  ASSIGN_OR_RETURN(sqlite::Statement query,
+  ASSIGN_OR_RETURN(sql::Statement query,
                    db_->Prepare(absl::StrCat("SELECT withdrawn FROM ", table,
                                              " WHERE id = ?1 AND subject = ?2")));
   query.Bind(1, id);
@@ -579,7 +579,7 @@ absl::StatusOr<bool> ReferenceCaseSystem::Withdraw(absl::string_view table,
   if (query.ColumnInt64(0) != 0) {
     return absl::FailedPreconditionError(absl::StrCat(kind, " ", id, " is already withdrawn"));
   }
-  ASSIGN_OR_RETURN(sqlite::Statement update,
+  ASSIGN_OR_RETURN(sql::Statement update,
                    db_->Prepare(
                        absl::StrCat("UPDATE ", table, " SET withdrawn = 1 WHERE id = ?1")));
   update.Bind(1, id);
@@ -606,7 +606,7 @@ absl::StatusOr<std::string> ReferenceCaseSystem::RecordInTransaction(
   if (options.deadline < clock_.Now()) {
     return absl::DeadlineExceededError("the deadline passed before the call was made");
   }
-  sqlite::Transaction transaction(*db_);
+  sql::Transaction transaction(*db_);
   RETURN_IF_ERROR(transaction.Begin());
   ASSIGN_OR_RETURN(std::optional<std::string> earlier,
                    Replay(operation, options.idempotency_key, citizen.subject));
@@ -639,7 +639,7 @@ absl::StatusOr<std::optional<std::string>> ReferenceCaseSystem::Replay(const cha
                                                                        const std::string& key,
                                                                        const std::string& subject) {
   ASSIGN_OR_RETURN(
-      sqlite::Statement query,
+      sql::Statement query,
       db_->Prepare("SELECT operation, subject, result FROM idempotency WHERE idempotency_key = ?1"));
   query.Bind(1, key);
   ASSIGN_OR_RETURN(bool row, query.Step());
@@ -654,7 +654,7 @@ absl::StatusOr<std::optional<std::string>> ReferenceCaseSystem::Replay(const cha
 absl::Status ReferenceCaseSystem::Remember(const char* operation, const std::string& key,
                                            const std::string& subject,
                                            const std::string& result) {
-  ASSIGN_OR_RETURN(sqlite::Statement insert,
+  ASSIGN_OR_RETURN(sql::Statement insert,
                    db_->Prepare("INSERT INTO idempotency"
                                 " (idempotency_key, operation, subject, result, created_at)"
                                 " VALUES (?1, ?2, ?3, ?4, ?5)"));
@@ -667,7 +667,7 @@ absl::Status ReferenceCaseSystem::Remember(const char* operation, const std::str
 }
 
 absl::StatusOr<int64_t> ReferenceCaseSystem::NextSeq(absl::string_view table) {
-  ASSIGN_OR_RETURN(sqlite::Statement query,
+  ASSIGN_OR_RETURN(sql::Statement query,
                    db_->Prepare(absl::StrCat("SELECT COALESCE(MAX(seq), 0) + 1 FROM ", table)));
   ASSIGN_OR_RETURN(bool row, query.Step());
   if (!row) return absl::InternalError(absl::StrCat("no next sequence number in ", table));
@@ -679,7 +679,7 @@ absl::StatusOr<StoredAppointment> ReferenceCaseSystem::LoadAppointment(
   // Matching on the subject too means another citizen's appointment looks
   // exactly like a missing one: the caller learns nothing about other cases.
   ASSIGN_OR_RETURN(
-      sqlite::Statement query,
+      sql::Statement query,
       db_->Prepare("SELECT body, withdrawn FROM appointments WHERE id = ?1 AND subject = ?2"));
   query.Bind(1, appointment_id);
   query.Bind(2, subject);
@@ -697,7 +697,7 @@ absl::StatusOr<StoredAppointment> ReferenceCaseSystem::LoadAppointment(
 }
 
 absl::Status ReferenceCaseSystem::SaveAppointment(const Appointment& appointment) {
-  ASSIGN_OR_RETURN(sqlite::Statement update,
+  ASSIGN_OR_RETURN(sql::Statement update,
                    db_->Prepare("UPDATE appointments SET body = ?2, updated_at = ?3 WHERE id = ?1"));
   update.Bind(1, appointment.appointment_id());
   update.BindBlob(2, appointment.SerializeAsString());
@@ -708,7 +708,7 @@ absl::Status ReferenceCaseSystem::SaveAppointment(const Appointment& appointment
 absl::StatusOr<Referral> ReferenceCaseSystem::LoadReferral(const std::string& subject,
                                                            const std::string& referral_id) {
   // As for appointments, another citizen's referral looks like a missing one.
-  ASSIGN_OR_RETURN(sqlite::Statement query,
+  ASSIGN_OR_RETURN(sql::Statement query,
                    db_->Prepare("SELECT body FROM referral_steps WHERE subject = ?1 AND "
                                 "referral_id = ?2 AND withdrawn = 0 ORDER BY seq"));
   query.Bind(1, subject);
@@ -734,8 +734,8 @@ absl::StatusOr<std::unique_ptr<CaseSystemAdapter>> NewReferenceCaseSystem(
   if (config.database_path().empty()) {
     return absl::InvalidArgumentError("reference.database_path: required");
   }
-  absl::StatusOr<std::unique_ptr<sqlite::Database>> db =
-      sqlite::Database::Open(config.database_path());
+  absl::StatusOr<std::unique_ptr<sql::Database>> db =
+      sql::Database::Open(config.database_path());
   if (!db.ok()) return absl::InternalError(absl::StrCat("reference: ", db.status().message()));
   absl::Status schema = InitialiseSchema(**db);
   if (!schema.ok()) {

@@ -29,6 +29,7 @@ using ::casebridge::events::v1::CaseEvent;
 using ::casebridge::testing::IsOk;
 using ::casebridge::testing::StatusIs;
 using ::casebridge::testing::TempDir;
+using ::casebridge::testing::TestStore;
 using ::google::protobuf::util::MessageDifferencer;
 using ::google::protobuf::util::TimeUtil;
 using ::testing::ElementsAre;
@@ -55,7 +56,7 @@ class EventRecorderTest : public ::testing::Test {
     options.municipality = "0751";
     options.delivery_timeout = absl::Seconds(5);
     absl::StatusOr<std::unique_ptr<EventRecorder>> recorder =
-        EventRecorder::Create(dir_.File("ledger.db"), options, publisher_, clock_);
+        EventRecorder::Create(TestStore(dir_, "ledger.db"), options, publisher_, clock_);
     ASSERT_OK(recorder);
     recorder_ = *std::move(recorder);
   }
@@ -515,7 +516,7 @@ class EventRecorderInFlightTest : public ::testing::Test {
     options.source_system = events::v1::SOURCE_SYSTEM_JOB_CENTRE;
     options.municipality = "0751";
     options.delivery_timeout = absl::Seconds(20);
-    recorder_ = *EventRecorder::Create(dir_.File("ledger.db"), options, publisher_);
+    recorder_ = *EventRecorder::Create(TestStore(dir_, "ledger.db"), options, publisher_);
   }
 
   // Records on kSubject in a thread; the result lands in `*out`.

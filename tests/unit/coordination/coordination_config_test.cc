@@ -131,6 +131,13 @@ INSTANTIATE_TEST_SUITE_P(
         BadConfig{"municipality", [](auto& c) { c.set_municipality("751"); }},
         BadConfig{"municipality", [](auto& c) { c.set_municipality("07a1"); }},
         BadConfig{"store_path", [](auto& c) { c.clear_store_path(); }},
+        BadConfig{"store_url",
+                  [](auto& c) { c.set_store_url("postgresql://db.example:5432/casebridge"); }},
+        BadConfig{"store_url",
+                  [](auto& c) {
+                    c.clear_store_path();
+                    c.set_store_url("mysql://db.example/casebridge");
+                  }},
         BadConfig{"canonical_topic", [](auto& c) { c.set_canonical_topic("case events"); }},
         BadConfig{"recipients", [](auto& c) { c.clear_recipients(); }},
         BadConfig{"recipients[1].id", [](auto& c) { c.mutable_recipients(1)->set_id("Mentor"); }},

@@ -38,6 +38,7 @@ using ::casebridge::events::v1::CaseEvent;
 using ::casebridge::testing::IsOk;
 using ::casebridge::testing::StatusIs;
 using ::casebridge::testing::TempDir;
+using ::casebridge::testing::TestStore;
 using ::testing::ElementsAre;
 using ::testing::IsEmpty;
 using ::testing::SizeIs;
@@ -86,7 +87,8 @@ class CoordinationStoreTest : public ::testing::Test {
   void Reopen(config::v1::RoutingConfig routing = {},
               std::map<std::string, common::v1::Administration> administrations = {}) {
     store_.reset();
-    auto store = CoordinationStore::Open(dir_.File("coordination.db"), routing, administrations);
+    auto store =
+        CoordinationStore::Open(TestStore(dir_, "coordination.db"), routing, administrations);
     ASSERT_THAT(store, IsOk());
     store_ = *std::move(store);
   }

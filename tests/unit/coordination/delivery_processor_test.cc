@@ -239,22 +239,24 @@ TEST_F(DeliveryProcessorTest, FailedPublishKeepsTheDeliveryPendingUntilARetrySuc
   EXPECT_EQ(PendingCount(), 0u);
 }
 
-TEST_F(DeliveryProcessorTest, RunningProcessorPublishesLeftoversFirstThenCommitsEachRecord) {
-  // A delivery stored but not published before a "crash".
+TEST_F(DeliveryProcessorTest, LeftoverIsPublishedWhenItsRecordComesAgainThenEachRecordCommitted) {
+  // A delivery stored but not published before a "crash": its record was not
+  // committed, so it comes again.
   ASSERT_THAT(store_->Apply(RoleEvent("r1", ROLE_COORDINATING_CASEWORKER, "aarhus-jobcenter"),
                             clock_.Now()),
               IsOk());
   publisher_.FailNext(absl::UnavailableError("broker down"));  // the first attempt fails
+  consumer_.Add(CanonicalRecord(RoleEvent("r1", ROLE_COORDINATING_CASEWORKER, "aarhus-jobcenter")));
   consumer_.Add(CanonicalRecord(DecisionEvent("d1")));
   consumer_.Add(CanonicalRecord(DecisionEvent("d2")));
   const uint64_t generation = notifier_.generation();
 
   processor_->Start();
-  ASSERT_TRUE(PollUntil([&] { return consumer_.committed_offsets().size() == 2; },
+  ASSERT_TRUE(PollUntil([&] { return consumer_.committed_offsets().size() == 3; },
                         absl::Seconds(10)));
   processor_->Stop();
 
-  EXPECT_THAT(consumer_.committed_offsets(), ElementsAre(0, 1));
+  EXPECT_THAT(consumer_.committed_offsets(), ElementsAre(0, 1, 2));
   std::vector<std::string> sequences;
   for (const Record& record : publisher_.records()) {
     sequences.push_back(*record.HeaderValue("ce_id") + "@" +
@@ -264,6 +266,26 @@ TEST_F(DeliveryProcessorTest, RunningProcessorPublishesLeftoversFirstThenCommits
                                      "d1@" + kafka::FormatSequence(2),
                                      "d2@" + kafka::FormatSequence(3)));
   EXPECT_GT(notifier_.generation(), generation);
+}
+
+TEST_F(DeliveryProcessorTest, StartDoesNotSweepLeftoversOfRecordsItDoesNotConsume) {
+  // A delivery another replica left pending: its record belongs to a
+  // partition this instance does not own, so only its owner publishes it.
+  ASSERT_THAT(store_->Apply(RoleEvent("r1", ROLE_COORDINATING_CASEWORKER, "aarhus-jobcenter"),
+                            clock_.Now()),
+              IsOk());
+  consumer_.Add(CanonicalRecord(DecisionEvent("d1", testing::kOtherSubject)));
+
+  processor_->Start();
+  ASSERT_TRUE(PollUntil([&] { return consumer_.committed_offsets().size() == 1; },
+                        absl::Seconds(10)));
+  processor_->Stop();
+
+  EXPECT_THAT(publisher_.records(), IsEmpty());  // d1's case has no parties
+  auto pending = store_->PendingDeliveries(10);
+  ASSERT_THAT(pending, IsOk());
+  ASSERT_THAT(*pending, SizeIs(1));
+  EXPECT_EQ(pending->front().event().id(), "r1");
 }
 
 // --- One municipality per instance -----------------------------------------

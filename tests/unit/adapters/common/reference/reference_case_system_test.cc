@@ -18,7 +18,7 @@
 #include "gtest/gtest.h"
 #include "services/common/clock.h"
 #include "services/common/proto_time.h"
-#include "services/common/sqlite.h"
+#include "services/common/sql.h"
 #include "tests/support/status_matchers.h"
 #include "tests/support/test_env.h"
 
@@ -723,7 +723,7 @@ TEST_F(ReferenceCaseSystemTest, NeverStoresTheCprNumber) {
 TEST_F(ReferenceCaseSystemTest, DatabaseWithNewerSchemaIsRefused) {
   adapter_.reset();
   {
-    auto db = sqlite::Database::Open(DatabasePath());
+    auto db = sql::Database::Open(DatabasePath());
     ASSERT_THAT(db, IsOk());
     ASSERT_THAT((*db)->Exec("PRAGMA user_version = 3"), IsOk());
   }
@@ -739,7 +739,7 @@ TEST(ReferenceCaseSystemSchemaTest, FileOfTheFirstSchemaIsMigratedKeepingItsReco
   FakeClock clock(kNow);
   const std::string path = dir.File("v1.db");
   {
-    auto db = sqlite::Database::Open(path);
+    auto db = sql::Database::Open(path);
     ASSERT_OK(db);
     // Version 1, as the job-centre reference system wrote it.
     ASSERT_OK((*db)->Exec(R"sql(
