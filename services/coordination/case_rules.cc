@@ -580,6 +580,19 @@ std::vector<DerivedEvent> DeriveFromEvent(const CaseHistory& history, const Case
   return derived;
 }
 
+bool RulesReadHistoryFor(const CaseEvent& event) {
+  if (event.has_role_assignment()) return true;
+  if (event.source_system() == ev::SOURCE_SYSTEM_COORDINATION) return false;
+  return event.has_appointment() &&
+         (event.appointment().status() == ev::APPOINTMENT_STATUS_SCHEDULED ||
+          event.appointment().status() == ev::APPOINTMENT_STATUS_RESCHEDULED);
+}
+
+bool RulesMayDeriveFrom(const CaseEvent& event) {
+  if (RulesReadHistoryFor(event)) return true;
+  return event.source_system() != ev::SOURCE_SYSTEM_COORDINATION && event.has_referral();
+}
+
 std::vector<DerivedEvent> CheckWatchdogs(const CaseHistory& history, absl::Time now,
                                          const WatchdogConfig& watchdogs) {
   const std::vector<const CaseEvent*> events = EffectiveEvents(history, nullptr);

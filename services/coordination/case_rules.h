@@ -66,6 +66,15 @@ std::vector<DerivedEvent> DeriveFromEvent(const CaseHistory& history,
                                           const casebridge::events::v1::CaseEvent& event,
                                           const casebridge::config::v1::LoadConfig& load);
 
+// Whether `DeriveFromEvent` can derive anything from `event` at all, and
+// whether it reads the case's history (beyond `event`) to do so. Reading a
+// history costs time linear in the case's length, so the delivery processor
+// reads it only for the events that need it: role events (open tasks change
+// hands) and appointments scheduled or rescheduled by a system (load). A
+// referral needs only itself; every other event derives nothing.
+bool RulesMayDeriveFrom(const casebridge::events::v1::CaseEvent& event);
+bool RulesReadHistoryFor(const casebridge::events::v1::CaseEvent& event);
+
 // The watchdog alerts and overdue tasks due at `now` for the case. A
 // watchdog whose threshold is 0 is off.
 std::vector<DerivedEvent> CheckWatchdogs(const CaseHistory& history, absl::Time now,

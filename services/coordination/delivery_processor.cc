@@ -174,9 +174,18 @@ absl::Status DeliveryProcessor::DeadLetter(const kafka::Record& record,
 }
 
 absl::Status DeliveryProcessor::Derive(const CaseEvent& event) {
+  // The case rules derive nothing from most events; for those, neither the
+  // store nor the case's history is read (`RulesMayDeriveFrom`).
+  const bool default_rules = !options_.derive;
+  if (default_rules && !RulesMayDeriveFrom(event)) return absl::OkStatus();
   ASSIGN_OR_RETURN(const bool applied, store_.IsApplied(event.id()));
   if (applied) return absl::OkStatus();
-  ASSIGN_OR_RETURN(CaseHistory history, store_.History(event.subject()));
+  CaseHistory history;
+  if (default_rules && !RulesReadHistoryFor(event)) {
+    history.subject = event.subject();
+  } else {
+    ASSIGN_OR_RETURN(history, store_.History(event.subject()));
+  }
   history.holders = HoldersAfter(history.holders, event);
   history.events.push_back(event);
   const std::vector<DerivedEvent> derived = options_.derive

@@ -2,12 +2,16 @@
 """casebridge fault suite (issue 5, item 7).
 
 Starts its own Kafka broker (deploy/local/kafka/kafka, a temp dir, free ports),
-casebridge-jobcentre and casebridge-coordination (plaintext, one municipality),
+casebridge-jobcentre and casebridge-coordination (plaintext, one municipality) —
+by default two coordination replicas in one consumer group sharing a PostgreSQL
+store (deploy/local/postgres/postgres, ADR 0019); --replicas 1 runs one instance
+on SQLite —
 assigns roles on a few cases, drives a steady load of JobCentreService.RecordDecision
 from a few client threads (every failed or timed-out call is retried with the same
 idempotency key; a share of the calls repeat an already accepted key), and meanwhile
-injects, in turn: kill -9 of the job centre + restart, kill -9 of coordination +
-restart, broker stop + start (same data dir and port), broker SIGSTOP for longer
+injects, in turn: kill -9 of the job centre + restart, kill -9 of a coordination
+replica + restart (the replicas in turn, so the other one takes over its
+partitions meanwhile), broker stop + start (same data dir and port), broker SIGSTOP for longer
 than the producer's delivery timeout + SIGCONT. Then it reads the canonical topic
 and every party topic from the beginning and compares them, by event id, with
 what the callers were told was accepted.
@@ -33,6 +37,7 @@ import time
 
 SOURCE = pathlib.Path(os.environ.get("CASEBRIDGE_SOURCE_DIR", pathlib.Path(__file__).resolve().parents[2]))
 KAFKA = SOURCE / "deploy/local/kafka/kafka"
+POSTGRES = SOURCE / "deploy/local/postgres/postgres"
 CANONICAL = "casebridge.case-events.v1"
 MUNICIPALITY = "0751"
 JOBCENTRE_SOURCE = f"/casebridge/jobcentre/{MUNICIPALITY}"
@@ -328,8 +333,9 @@ class Load:
 # ------------------------------------------------------------------ faults --
 
 class Faults:
-    def __init__(self, args, broker, jobcentre, coordination):
-        self.args, self.broker, self.jobcentre, self.coordination = args, broker, jobcentre, coordination
+    def __init__(self, args, broker, jobcentre, coordinations):
+        self.args, self.broker, self.jobcentre, self.coordinations = args, broker, jobcentre, coordinations
+        self.coordination_kills = 0
         self.timeline = []
         self.counts = collections.Counter()
 
@@ -345,11 +351,14 @@ class Faults:
         self.note(f"casebridge-jobcentre restarted (serving after {took:.1f}s)")
 
     def kill_coordination(self):
-        self.coordination.kill9()
-        self.note("kill -9 casebridge-coordination")
+        # The replicas in turn: with two, the other one takes over the partitions meanwhile.
+        victim = self.coordinations[self.coordination_kills % len(self.coordinations)]
+        self.coordination_kills += 1
+        victim.kill9()
+        self.note(f"kill -9 casebridge-{victim.name}")
         time.sleep(self.args.down_time)  # hold the fault
-        took = self.coordination.start()
-        self.note(f"casebridge-coordination restarted (serving after {took:.1f}s)")
+        took = victim.start()
+        self.note(f"casebridge-{victim.name} restarted (serving after {took:.1f}s)")
 
     def restart_broker(self):
         started = time.monotonic()
@@ -594,6 +603,8 @@ def parse_args():
     p.add_argument("--drain-timeout", type=float, default=60,
                    help="give up waiting for the topics to catch up after S seconds without progress")
     p.add_argument("--drain-max", type=float, default=1800, help="and after S seconds in all")
+    p.add_argument("--replicas", type=int, default=2,
+                   help="coordination replicas (default 2, sharing a PostgreSQL store; 1: one instance on SQLite)")
     p.add_argument("--build", default=os.environ.get("CASEBRIDGE_BINARY_DIR", str(SOURCE / "build")))
     p.add_argument("--keep", action="store_true", help="keep the run directory (logs, configs, data)")
     args = p.parse_args()
@@ -615,6 +626,8 @@ def main():
     run_dir = pathlib.Path(tempfile.mkdtemp(prefix="casebridge-fault-"))
     say(f"run directory {run_dir}")
     broker = Broker(run_dir / "kafka")
+    postgres_dir = run_dir / "postgres"
+    postgres_started = False
     services = []
     ok = False
     try:
@@ -635,7 +648,7 @@ def main():
             # producer ignores the consumer property, with a warning in the log).
             "kafka": dict(kafka, properties={"session.timeout.ms": "6000", "heartbeat.interval.ms": "1000"}),
             "canonicalTopic": CANONICAL, "consumerGroup": "casebridge-coordination-0751",
-            "municipality": MUNICIPALITY, "storePath": str(run_dir / "coordination.db"),
+            "municipality": MUNICIPALITY,
             "recipients": [{"id": r, "name": r} for r, _, _ in RECIPIENTS],
             "pseudonym": {"keyFile": str(key_file)},
         }
@@ -647,12 +660,26 @@ def main():
             "ledgerPath": str(run_dir / "jobcentre-ledger.db"),
             "pseudonym": {"keyFile": str(key_file)},
         }
-        coordination = Service("coordination", binaries["coordination"], coordination_config, run_dir)
+        if args.replicas > 1:
+            postgres_started = True
+            store_url = subprocess.run([str(POSTGRES), "start", "--dir", str(postgres_dir)], check=True,
+                                       capture_output=True, text=True, timeout=120).stdout.strip()
+            coordination_config["storeUrl"] = store_url
+            say(f"coordination store {store_url} ({args.replicas} replicas)")
+        else:
+            coordination_config["storePath"] = str(run_dir / "coordination.db")
+        coordinations = [
+            Service("coordination" if args.replicas == 1 else f"coordination-{i + 1}", binaries["coordination"],
+                    json.loads(json.dumps(coordination_config)), run_dir)
+            for i in range(args.replicas)]
+        coordination = coordinations[0]
         jobcentre = Service("jobcentre", binaries["jobcentre"], jobcentre_config, run_dir)
-        services = [jobcentre, coordination]
-        coordination.start()
+        services = [jobcentre, *coordinations]
+        for replica in coordinations:
+            replica.start()
         jobcentre.start()
-        say(f"coordination 127.0.0.1:{coordination.port}, jobcentre 127.0.0.1:{jobcentre.port}")
+        say(", ".join(f"{c.name} 127.0.0.1:{c.port}" for c in coordinations) +
+            f", jobcentre 127.0.0.1:{jobcentre.port}")
 
         # Roles: every decision goes to known parties (no routing rules: every holder gets every event).
         run_id = secrets.token_hex(3)
@@ -677,7 +704,7 @@ def main():
         say(f"{sum(len(v) for v in expected_parties.values())} roles assigned on {args.cases} cases")
 
         load = Load(args, f"127.0.0.1:{jobcentre.port}", case_cprs, run_id)
-        faults = Faults(args, broker, jobcentre, coordination)
+        faults = Faults(args, broker, jobcentre, coordinations)
         faults.load_end = now() + args.duration
         load.run()
         faults.run(load)
@@ -730,7 +757,8 @@ def main():
         print(f"  throughput {len(load.accepted) / load_seconds:.1f} accepted/s over {load_seconds:.1f}s; "
               f"latency incl. retries p50 {latencies[len(latencies) // 2] * 1000:.0f} ms, "
               f"p99 {latencies[int(len(latencies) * 0.99)] * 1000:.0f} ms, max {latencies[-1] * 1000:.0f} ms")
-        print(f"  faults: {dict(faults.counts)}")
+        print(f"  faults: {dict(faults.counts)}; coordination replicas: {args.replicas}"
+              f"{' (PostgreSQL store)' if args.replicas > 1 else ' (SQLite store)'}")
         print("\n== Details (up to 10 per kind)")
         for kind, lines in sorted(details.items()):
             print(f"  {kind}: {len(lines)}")
@@ -766,6 +794,9 @@ def main():
                 broker.stop(purge=not args.keep)
             except Exception as error:  # noqa: BLE001 - cleanup must go on
                 print(f"fault suite: broker stop failed: {error}", file=sys.stderr)
+        if postgres_started:
+            subprocess.run([str(POSTGRES), "stop", "--dir", str(postgres_dir)] + ([] if args.keep else ["--purge"]),
+                           capture_output=True, timeout=120)
         if ok and not args.keep:
             shutil.rmtree(run_dir, ignore_errors=True)
         else:

@@ -1023,3 +1023,75 @@ TEST_F(CaseRulesTest, CompletedTaskStaysCompleted) {
 
 }  // namespace
 }  // namespace casebridge::coordination
+
+namespace casebridge::coordination {
+namespace {
+
+// `RulesMayDeriveFrom` and `RulesReadHistoryFor` let the delivery processor
+// skip the history; they must never hide a derivation. Every payload of the
+// CaseEvent oneof (by reflection, so a new payload is covered), from every
+// source, with every status an appointment or referral can have, against a
+// busy case (an overlapping booking, an open task, a role holder): no
+// derivation unless `RulesMayDeriveFrom`, and the same derivation from the
+// event alone unless `RulesReadHistoryFor`.
+TEST_F(CaseRulesTest, ShortcutsNeverHideADerivation) {
+  Booked(kJobCentre, "A-busy", Day(7, 10), Day(7, 11), ROLE_COORDINATING_CASEWORKER);
+  config::v1::LoadConfig load;
+  load.set_max_activities_per_day(1);
+  const CaseHistory busy = history_;
+  const google::protobuf::OneofDescriptor* payload =
+      ev::CaseEvent::descriptor()->FindOneofByName("payload");
+  ASSERT_NE(payload, nullptr);
+  int checked = 0;
+  for (int f = 0; f < payload->field_count(); ++f) {
+    const google::protobuf::FieldDescriptor* field = payload->field(f);
+    for (ev::SourceSystem system : {kJobCentre, kSocial, kHealth, kCoordination}) {
+      for (int status = 0; status < 12; ++status) {
+        ev::CaseEvent event = busy.events.front();
+        event.set_id(absl::StrCat("probe-", f, "-", system, "-", status));
+        event.set_source(SourceOf(system));
+        event.set_source_system(system);
+        google::protobuf::Message* message =
+            event.GetReflection()->MutableMessage(&event, field);
+        if (event.has_appointment()) {
+          if (!ev::AppointmentStatus_IsValid(status)) continue;
+          event.mutable_appointment()->set_appointment_id("A-probe");
+          event.mutable_appointment()->set_status(static_cast<ev::AppointmentStatus>(status));
+          *event.mutable_appointment()->mutable_start() = ToProtoTimestamp(Day(7, 10));
+          *event.mutable_appointment()->mutable_end() = ToProtoTimestamp(Day(7, 11));
+        } else if (event.has_referral()) {
+          if (!ev::ReferralStatus_IsValid(status)) continue;
+          event.mutable_referral()->set_referral_id("R-probe");
+          event.mutable_referral()->set_status(static_cast<ev::ReferralStatus>(status));
+        } else if (status > 0) {
+          continue;
+        }
+        (void)message;
+        event.set_type(EventTypeFor(event));
+        CaseHistory whole = busy;
+        whole.events.push_back(event);
+        CaseHistory alone;
+        alone.subject = busy.subject;
+        alone.events.push_back(event);
+        std::vector<std::string> from_whole, from_alone;
+        for (const DerivedEvent& d : DeriveFromEvent(whole, event, load)) {
+          from_whole.push_back(d.idempotency_key);
+        }
+        for (const DerivedEvent& d : DeriveFromEvent(alone, event, load)) {
+          from_alone.push_back(d.idempotency_key);
+        }
+        if (!RulesMayDeriveFrom(event)) {
+          EXPECT_THAT(from_whole, IsEmpty()) << field->name() << " from " << system;
+        }
+        if (!RulesReadHistoryFor(event)) {
+          EXPECT_EQ(from_whole, from_alone) << field->name() << " from " << system;
+        }
+        ++checked;
+      }
+    }
+  }
+  EXPECT_GT(checked, 4 * payload->field_count());
+}
+
+}  // namespace
+}  // namespace casebridge::coordination
