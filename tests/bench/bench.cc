@@ -17,9 +17,11 @@
 // the targets of issue 6. The figures are ratios taken in the same run: the
 // absolute numbers depend on the machine and on what else runs on it.
 //
-// Usage: casebridge_bench [all|kafka|grpc|gateway] --bootstrap HOST:PORT
-//          [--events N] [--rate R] [--rate-events M] [--concurrency K]
-//          [--cases C] [--parties P] [--build DIR] [--run-dir DIR]
+// Usage: casebridge_bench [all|kafka|grpc|disk|gateway] --bootstrap HOST:PORT
+//          [--events N] [--rate R] [--rate-events M] [--low-rate L]
+//          [--low-events E] [--concurrency K] [--cases C] [--parties P]
+//          [--build DIR] [--run-dir DIR]
+// (tests/bench/run starts the broker and passes these; see its --help.)
 #include <grpcpp/grpcpp.h>
 #include <signal.h>
 #include <sys/prctl.h>
@@ -29,6 +31,8 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
+#include <deque>
 #include <cstdio>
 #include <cstdlib>
 #include <fcntl.h>
@@ -86,9 +90,11 @@ int64_t NowNs() {
 struct Options {
   std::string mode = "all";
   std::string bootstrap;
-  int64_t events = 20000;      // per max-throughput sub-run
+  int64_t events = 5000;       // per max-throughput sub-run
   double rate = 1000;          // events/s of the latency sub-runs
-  int64_t rate_events = 10000;  // events of each latency sub-run
+  int64_t rate_events = 5000;   // events of each latency sub-run
+  double low_rate = 50;         // a rate every path sustains: latency without queueing
+  int64_t low_events = 500;
   int concurrency = 16;        // callers of the load generator
   int cases = 32;
   int parties = 2;             // recipients on every case; the first one is read
@@ -109,6 +115,8 @@ Options ParseOptions(int argc, char** argv) {
     else if (flag == "--events") o.events = std::stoll(value);
     else if (flag == "--rate") o.rate = std::stod(value);
     else if (flag == "--rate-events") o.rate_events = std::stoll(value);
+    else if (flag == "--low-rate") o.low_rate = std::stod(value);
+    else if (flag == "--low-events") o.low_events = std::stoll(value);
     else if (flag == "--concurrency") o.concurrency = std::stoi(value);
     else if (flag == "--cases") o.cases = std::stoi(value);
     else if (flag == "--parties") o.parties = std::stoi(value);
@@ -116,12 +124,13 @@ Options ParseOptions(int argc, char** argv) {
     else if (flag == "--run-dir") o.run_dir = value;
     else Fail(absl::StrCat("unknown option ", flag));
   }
-  if (o.mode != "all" && o.mode != "kafka" && o.mode != "grpc" && o.mode != "gateway") {
+  if (o.mode != "all" && o.mode != "kafka" && o.mode != "grpc" && o.mode != "gateway" &&
+      o.mode != "disk") {
     Fail(absl::StrCat("unknown mode ", o.mode));
   }
-  if (o.mode != "grpc" && o.bootstrap.empty()) Fail("--bootstrap HOST:PORT is required");
+  if (o.mode != "grpc" && o.mode != "disk" && o.bootstrap.empty()) Fail("--bootstrap HOST:PORT is required");
   if (o.parties < 1 || o.parties > 4 || o.cases < 1 || o.concurrency < 1 || o.events < 1 ||
-      o.rate <= 0 || o.rate_events < 1) {
+      o.rate <= 0 || o.rate_events < 1 || o.low_rate <= 0 || o.low_events < 1) {
     Fail("bad option value");
   }
   std::random_device random;
@@ -131,6 +140,20 @@ Options ParseOptions(int argc, char** argv) {
 }
 
 // ------------------------------------------------------------------ figures --
+
+// The sub-runs of each mode: "max" as fast as the path takes events (closed
+// loop), "rate" at --rate (open loop, issue 6's latency target), "low" at
+// --low-rate (open loop, below every path's capacity: latency without
+// queueing).
+struct Phase {
+  std::string name;
+  int64_t count;
+  double rate;  // 0: closed loop
+};
+
+std::vector<Phase> Phases(const Options& o) {
+  return {{"max", o.events, 0}, {"rate", o.rate_events, o.rate}, {"low", o.low_events, o.low_rate}};
+}
 
 struct Figures {
   std::string mode;
@@ -364,36 +387,69 @@ std::vector<Figures> RunKafka(const Options& o) {
   const size_t value_bytes = receiver.LastValueBytes();
 
   std::vector<Figures> out;
-  for (const std::string phase : {"max", "rate"}) {
-    const int64_t count = phase == "max" ? o.events : o.rate_events;
+  for (const Phase& phase : Phases(o)) {
+    const int64_t count = phase.count;
     std::vector<std::pair<std::string, int64_t>> started;
-    std::vector<std::future<absl::Status>> outcomes;
     started.reserve(count);
-    outcomes.reserve(count);
+    // A waiter thread notes when each record's acknowledgement (the future
+    // the services wait on) is ready, in order: produce → ack latency.
+    std::mutex mu;
+    std::condition_variable cv;
+    std::deque<std::pair<int64_t, std::future<absl::Status>>> pending;
+    bool sent_all = false;
+    int64_t failed = 0;
+    std::vector<int64_t> ack_ns;
+    std::thread waiter([&] {
+      while (true) {
+        std::unique_lock<std::mutex> lock(mu);
+        cv.wait(lock, [&] { return !pending.empty() || sent_all; });
+        if (pending.empty()) return;
+        auto [at, outcome] = std::move(pending.front());
+        pending.pop_front();
+        lock.unlock();
+        const bool ok = outcome.get().ok();
+        const int64_t acked = NowNs();
+        lock.lock();
+        failed += ok ? 0 : 1;
+        ack_ns.push_back(acked - at);
+      }
+    });
     const int64_t t0 = NowNs();
     for (int64_t i = 0; i < count; ++i, ++n) {
-      if (phase == "rate") {
-        const int64_t slot = t0 + static_cast<int64_t>(static_cast<double>(i) * 1e9 / o.rate);
+      if (phase.rate > 0) {
+        const int64_t slot = t0 + static_cast<int64_t>(static_cast<double>(i) * 1e9 / phase.rate);
         std::this_thread::sleep_until(Clock::time_point(std::chrono::nanoseconds(slot)));  // pacing
       }
       kafka::Record r = record(n);
-      started.emplace_back(FakeUuid(o.run_id, n), NowNs());
-      outcomes.push_back((*publisher)->Send(std::move(r)));
+      const int64_t at = NowNs();
+      started.emplace_back(FakeUuid(o.run_id, n), at);
+      std::future<absl::Status> outcome = (*publisher)->Send(std::move(r));
+      std::lock_guard<std::mutex> lock(mu);
+      pending.emplace_back(at, std::move(outcome));
+      cv.notify_one();
     }
-    int64_t failed = 0;
-    for (auto& outcome : outcomes) failed += outcome.get().ok() ? 0 : 1;
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      sent_all = true;
+      cv.notify_one();
+    }
+    waiter.join();
     const int64_t acked = NowNs();
     std::vector<std::string> ids;
     for (const auto& s : started) ids.push_back(s.first);
     receiver.WaitFor(ids, 30);
     Figures f;
     f.mode = "kafka";
-    f.phase = phase;
+    f.phase = phase.name;
     SetDeliveryFigures(f, started, receiver);
     f.failed += failed;
     f.extra["value_bytes"] = static_cast<double>(value_bytes);
     f.extra["acked_per_s"] = static_cast<double>(count) / (static_cast<double>(acked - t0) / 1e9);
-    if (phase == "rate") f.extra["offered_rate"] = o.rate;
+    Figures ack;
+    SetPercentiles(ack, std::move(ack_ns));
+    f.extra["ack_p50_ms"] = ack.p50_ms;
+    f.extra["ack_p99_ms"] = ack.p99_ms;
+    if (phase.rate > 0) f.extra["offered_rate"] = phase.rate;
     PrintJson(f);
     out.push_back(f);
   }
@@ -508,19 +564,18 @@ std::vector<Figures> RunGrpc(const Options& o) {
   RunLoad(RecordDecisionCall(stubs, o, "warmup"), 200, o.concurrency, 0);
 
   std::vector<Figures> out;
-  for (const std::string phase : {"max", "rate"}) {
-    const bool closed = phase == "max";
-    LoadResult load = RunLoad(RecordDecisionCall(stubs, o, phase), closed ? o.events : o.rate_events,
-                              o.concurrency, closed ? 0 : o.rate);
+  for (const Phase& phase : Phases(o)) {
+    LoadResult load =
+        RunLoad(RecordDecisionCall(stubs, o, phase.name), phase.count, o.concurrency, phase.rate);
     Figures f;
     f.mode = "grpc";
-    f.phase = phase;
+    f.phase = phase.name;
     f.events = static_cast<int64_t>(load.rtt_ns.size());
     f.failed = load.failed;
     f.seconds = load.seconds;
     f.throughput = static_cast<double>(f.events) / load.seconds;
     f.extra["max_lag_ms"] = static_cast<double>(load.max_lag_ns) / 1e6;
-    if (!closed) f.extra["offered_rate"] = o.rate;
+    if (phase.rate > 0) f.extra["offered_rate"] = phase.rate;
     SetPercentiles(f, std::move(load.rtt_ns));
     PrintJson(f);
     out.push_back(f);
@@ -529,7 +584,39 @@ std::vector<Figures> RunGrpc(const Options& o) {
   return out;
 }
 
-// ------------------------------------------------------------ (c) the gateway --
+// --------------------------------------------------------- the disk's fsync --
+
+// Both services commit an SQLite transaction per event (synchronous=FULL):
+// one fdatasync of a small write is the floor of each.
+Figures RunDisk(const Options& o) {
+  const std::string path = absl::StrCat(o.run_dir, "/fsync-probe");
+  const int fd = open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  if (fd < 0) Fail(absl::StrCat("cannot create ", path));
+  std::string block(4096, 'x');
+  std::vector<int64_t> ns;
+  const int64_t t0 = NowNs();
+  for (int i = 0; i < 300; ++i) {
+    const int64_t start = NowNs();
+    if (pwrite(fd, block.data(), block.size(), static_cast<off_t>((i % 16) * 4096)) < 0 ||
+        fdatasync(fd) != 0) {
+      Fail("fsync probe: write failed");
+    }
+    ns.push_back(NowNs() - start);
+  }
+  Figures f;
+  f.mode = "disk";
+  f.phase = "fdatasync";
+  f.events = 300;
+  f.seconds = static_cast<double>(NowNs() - t0) / 1e9;
+  f.throughput = 300 / f.seconds;
+  SetPercentiles(f, std::move(ns));
+  close(fd);
+  unlink(path.c_str());
+  PrintJson(f);
+  return f;
+}
+
+// ------------------------------------------------------------- (c) the gateway --
 
 // /proc figures of a process: CPU seconds (utime + stime), VmRSS, VmHWM.
 struct ProcStat {
@@ -717,6 +804,7 @@ GatewayResult RunGateway(const Options& o) {
   config::v1::KafkaConfig config = KafkaConfigFor(o);
   Receiver receiver(config, absl::StrCat("casebridge-bench-party-", o.run_id),
                     absl::StrCat("casebridge.party.", Recipient(0), ".v1"));
+  Receiver canonical_receiver(config, absl::StrCat("casebridge-bench-canonical-", o.run_id), canonical);
   auto stubs = Stubs(absl::StrCat("127.0.0.1:", jobcentre.port()), o.concurrency);
   {
     LoadResult warm = RunLoad(RecordDecisionCall(stubs, o, "warmup"), 50, o.concurrency, 0);
@@ -728,19 +816,27 @@ GatewayResult RunGateway(const Options& o) {
   // At rest: started, roles assigned, warmed up, no load.
   for (Service* s : services) out.services[s->name()]["rss_rest_mib"] = ReadProc(s->pid()).rss_mib;
 
-  for (const std::string phase : {"max", "rate"}) {
-    const bool closed = phase == "max";
+  for (const Phase& phase_spec : Phases(o)) {
+    const std::string& phase = phase_spec.name;
     std::map<std::string, ProcStat> before;
     for (Service* s : services) before[s->name()] = ReadProc(s->pid());
-    LoadResult load = RunLoad(RecordDecisionCall(stubs, o, phase), closed ? o.events : o.rate_events,
-                              o.concurrency, closed ? 0 : o.rate);
+    LoadResult load =
+        RunLoad(RecordDecisionCall(stubs, o, phase), phase_spec.count, o.concurrency, phase_spec.rate);
     std::vector<std::string> ids;
     for (const auto& s : load.started) ids.push_back(s.first);
     receiver.WaitFor(ids, 30);
+    canonical_receiver.WaitFor(ids, 5);
     Figures f;
     f.mode = "gateway";
     f.phase = phase;
     SetDeliveryFigures(f, load.started, receiver);
+    // Where the time goes: RPC start → canonical topic (the job centre and
+    // Kafka) and canonical → party topic (coordination and Kafka).
+    Figures to_canonical;
+    SetDeliveryFigures(to_canonical, load.started, canonical_receiver);
+    f.extra["canonical_p50_ms"] = to_canonical.p50_ms;
+    f.extra["canonical_p99_ms"] = to_canonical.p99_ms;
+    f.extra["canonical_per_s"] = to_canonical.throughput;
     f.failed += load.failed;
     std::vector<int64_t> rtt = load.rtt_ns;
     Figures rpc;
@@ -750,7 +846,7 @@ GatewayResult RunGateway(const Options& o) {
     f.extra["accepted_per_s"] = static_cast<double>(load.rtt_ns.size()) / load.seconds;
     f.extra["max_lag_ms"] = static_cast<double>(load.max_lag_ns) / 1e6;
     f.extra["value_bytes"] = static_cast<double>(receiver.LastValueBytes());
-    if (!closed) f.extra["offered_rate"] = o.rate;
+    if (phase_spec.rate > 0) f.extra["offered_rate"] = phase_spec.rate;
     for (Service* s : services) {
       const ProcStat now = ReadProc(s->pid());
       const double cpu = now.cpu_s - before[s->name()].cpu_s;
@@ -797,11 +893,36 @@ void PrintTable(const Options& o, const std::vector<Figures>& all, const Gateway
                                "p99 ms", "p999 ms", "max ms", "failed");
   for (const Figures& f : all) {
     std::cout << absl::StrFormat("%-28s %10.0f %9.2f %9.2f %9.2f %9.2f %7d\n",
-                                 absl::StrCat(f.mode, f.phase == "max" ? " max" : " @rate"),
+                                 f.extra.count("offered_rate")
+                                     ? absl::StrCat(f.mode, " @", f.extra.at("offered_rate"), "/s")
+                                     : absl::StrCat(f.mode, " ", f.phase),
                                  f.throughput, f.p50_ms, f.p99_ms, f.p999_ms, f.max_ms, f.failed);
   }
   std::cout << "  (kafka: produce call → consumer receipt; grpc: RPC round trip; gateway: RPC call "
-               "start → party-topic consumer receipt)\n";
+               "start → party-topic consumer receipt; disk: 4 KiB write + fdatasync)\n";
+  std::cout << "\n== where the time goes (p50 / p99, ms)\n";
+  for (const Figures& f : all) {
+    auto x = [&](const char* k) { return f.extra.count(k) ? f.extra.at(k) : 0.0; };
+    const std::string run = f.extra.count("offered_rate")
+                                ? absl::StrCat(f.mode, " @", f.extra.at("offered_rate"), "/s")
+                                : absl::StrCat(f.mode, " ", f.phase);
+    if (f.mode == "kafka") {
+      std::cout << absl::StrFormat("  %-22s produce→ack %7.2f / %7.2f   produce→consume %7.2f / %7.2f\n", run,
+                                   x("ack_p50_ms"), x("ack_p99_ms"), f.p50_ms, f.p99_ms);
+    } else if (f.mode == "gateway") {
+      std::cout << absl::StrFormat(
+          "  %-22s RPC %7.2f / %7.2f   →canonical %7.2f / %7.2f   →party %7.2f / %7.2f   "
+          "accepted %5.0f/s delivered %5.0f/s   CPU ms/event jobcentre %.2f coordination %.2f\n",
+          run, x("rpc_p50_ms"), x("rpc_p99_ms"), x("canonical_p50_ms"), x("canonical_p99_ms"), f.p50_ms,
+          f.p99_ms, x("accepted_per_s"), f.throughput,
+          f.events > 0 ? 1000 * x("jobcentre_cpu_s") / static_cast<double>(f.events) : 0.0,
+          f.events > 0 ? 1000 * x("coordination_cpu_s") / static_cast<double>(f.events) : 0.0);
+      if (f.extra.count("offered_rate") && f.throughput < 0.95 * f.extra.at("offered_rate")) {
+        std::cout << absl::StrFormat("  %-22s NOTE: the offered rate was not sustained (delivered %.0f/s): "
+                                     "its latency is queueing\n", "", f.throughput);
+      }
+    }
+  }
   if (!gateway.services.empty()) {
     std::cout << absl::StrFormat("\n%-14s %9s %11s %11s %11s %11s %12s %12s\n", "service", "ready ms",
                                  "RSS start", "RSS rest", "RSS peak", "RSS end", "CPU% max", "CPU ms/ev");
@@ -827,8 +948,14 @@ void PrintTable(const Options& o, const std::vector<Figures>& all, const Gateway
                                100 * c->throughput / floor, verdict(c->throughput >= 0.5 * floor));
   if (a_rate != nullptr && c_rate != nullptr) {
     const double added = c_rate->p99_ms - a_rate->p99_ms;
-    std::cout << absl::StrFormat("  added p99 at %.0f/s (c)-(a)    %6.2f ms  target <= 5 ms     %s\n", o.rate,
+    std::cout << absl::StrFormat("  added p99 at %.0f/s (c)-(a)   %7.2f ms  target <= 5 ms     %s\n", o.rate,
                                  added, verdict(added <= 5));
+  }
+  const Figures* a_low = Find(all, "kafka", "low");
+  const Figures* c_low = Find(all, "gateway", "low");
+  if (a_low != nullptr && c_low != nullptr) {
+    std::cout << absl::StrFormat("  added p99 at %.0f/s (c)-(a)   %7.2f ms  (for information)\n", o.low_rate,
+                                 c_low->p99_ms - a_low->p99_ms);
   }
   for (const auto& [name, s] : gateway.services) {
     const double rss = std::max({s.at("rss_rest_mib"), s.at("rss_peak_mib"), s.at("rss_end_mib")});
@@ -851,9 +978,12 @@ int Main(int argc, char** argv) {
     std::cerr << "bench: (b) grpc" << std::endl;
     for (Figures& f : RunGrpc(o)) all.push_back(f);
   }
+  if (o.mode == "all" || o.mode == "gateway" || o.mode == "disk") {
+    if (std::system(absl::StrCat("mkdir -p '", o.run_dir, "'").c_str()) != 0) Fail("cannot create run dir");
+    all.push_back(RunDisk(o));
+  }
   if (o.mode == "all" || o.mode == "gateway") {
     std::cerr << "bench: (c) gateway (run directory " << o.run_dir << ")" << std::endl;
-    if (std::system(absl::StrCat("mkdir -p '", o.run_dir, "'").c_str()) != 0) Fail("cannot create run dir");
     gateway = RunGateway(o);
     for (Figures& f : gateway.figures) all.push_back(f);
   }
