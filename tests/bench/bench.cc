@@ -871,6 +871,9 @@ GatewayResult RunGateway(const Options& o) {
     for (const auto& [key, value] : figures) absl::StrAppendFormat(&line, ",\"%s\":%.3f", key, value);
     std::cout << line << "}" << std::endl;
   }
+  // Idle client channels would hold the job centre's graceful shutdown for
+  // its whole grace period.
+  stubs.clear();
   jobcentre.Stop();
   coordination.Stop();
   return out;
