@@ -83,7 +83,8 @@ absl::StatusOr<std::unique_ptr<EventRecorder>> EventRecorder::Create(const std::
                                                                      kafka::Publisher& publisher,
                                                                      Clock& clock) {
   ASSIGN_OR_RETURN(std::unique_ptr<sql::Database> db, sql::Database::Open(ledger_path));
-  RETURN_IF_ERROR(db->Exec(sql::SchemaFor(db->dialect(), kSchema)));
+  // A shared PostgreSQL ledger may be in use by other instances.
+  RETURN_IF_ERROR(sql::CreateSchema(*db, kSchema));
   return std::unique_ptr<EventRecorder>(
       new EventRecorder(std::move(db), std::move(options), publisher, clock));
 }

@@ -163,6 +163,14 @@ class Transaction {
 // these spellings.
 std::string SchemaFor(Dialect dialect, std::string_view schema);
 
+// Creates what is missing of `schema` (written for SQLite; `SchemaFor`
+// translates it): one statement at a time, each in its own transaction, so
+// that on a PostgreSQL store other instances are using no lock is held from
+// one statement to the next (a multi-statement batch would hold them all and
+// can deadlock with their transactions); a conflict (kAborted) is retried a
+// few times with a short backoff.
+absl::Status CreateSchema(Database& db, std::string_view schema);
+
 // The backends, for `Database::Open` and tests.
 absl::StatusOr<std::unique_ptr<Database>> OpenSqlite(const std::string& path);
 absl::StatusOr<std::unique_ptr<Database>> OpenPostgres(const std::string& url);

@@ -5,6 +5,9 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_replace.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
+#include "absl/time/clock.h"
 #include "services/common/sql.h"
 
 namespace casebridge::sql {
@@ -136,6 +139,21 @@ std::string SchemaFor(Dialect dialect, std::string_view schema) {
   out = absl::StrReplaceAll(out, {{"INTEGER PRIMARY KEY AUTOINCREMENT", "BIGSERIAL PRIMARY KEY"}});
   out = absl::StrReplaceAll(out, {{"INTEGER", "BIGINT"}, {"BLOB", "BYTEA"}});
   return out;
+}
+
+absl::Status CreateSchema(Database& db, std::string_view schema) {
+  const std::string translated = SchemaFor(db.dialect(), schema);
+  for (absl::string_view statement : absl::StrSplit(translated, ';')) {
+    if (absl::StripAsciiWhitespace(statement).empty()) continue;
+    absl::Status status;
+    for (int attempt = 1; attempt <= 5; ++attempt) {
+      status = db.Exec(std::string_view(statement.data(), statement.size()));
+      if (!absl::IsAborted(status)) break;
+      absl::SleepFor(absl::Milliseconds(100 * attempt));
+    }
+    if (!status.ok()) return status;
+  }
+  return absl::OkStatus();
 }
 
 bool IsPostgresTarget(std::string_view target) {

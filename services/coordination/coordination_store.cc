@@ -94,8 +94,10 @@ CREATE TABLE IF NOT EXISTS receipts (
 );
 )sql";
 
-// A store written before `stream_counters` existed: its counters start from
-// the deliveries.
+// A SQLite store written before `stream_counters` existed: its counters
+// start from the deliveries. Not run on PostgreSQL, whose stores have had the
+// counters from the start: there the statement would wait on (and could
+// deadlock with) the counter rows another replica's `Apply` holds.
 constexpr char kSeedCounters[] =
     "INSERT INTO stream_counters (recipient, last) "
     "SELECT recipient, MAX(stream_sequence) FROM deliveries WHERE true GROUP BY recipient "
@@ -203,8 +205,9 @@ absl::StatusOr<std::unique_ptr<CoordinationStore>> CoordinationStore::Open(
     const std::string& path, casebridge::config::v1::RoutingConfig routing,
     std::map<std::string, casebridge::common::v1::Administration> administrations) {
   ASSIGN_OR_RETURN(std::unique_ptr<sql::Database> db, sql::Database::Open(path));
-  RETURN_IF_ERROR(db->Exec(sql::SchemaFor(db->dialect(), kSchema)));
-  RETURN_IF_ERROR(db->Exec(kSeedCounters));
+  // Other replicas may be applying while this one starts (`CreateSchema`).
+  RETURN_IF_ERROR(sql::CreateSchema(*db, kSchema));
+  if (db->dialect() == sql::Dialect::kSqlite) RETURN_IF_ERROR(db->Exec(kSeedCounters));
   return std::unique_ptr<CoordinationStore>(
       new CoordinationStore(std::move(db), std::move(routing), std::move(administrations)));
 }
