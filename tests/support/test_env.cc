@@ -36,38 +36,36 @@ TempDir::~TempDir() {
   std::filesystem::remove_all(path_, ignored);
 }
 
-std::string KafkaBootstrap() {
-  const char* dir = std::getenv("CASEBRIDGE_KAFKA_DIR");
+namespace {
+
+// The first line of `file` in the directory named by `$env`, which the ctest
+// fixture `fixture` writes; aborts with a clear message without it.
+std::string FixtureValue(const char* env, const char* file, const char* fixture) {
+  const char* dir = std::getenv(env);
   if (dir == nullptr) {
-    std::cerr << "CASEBRIDGE_KAFKA_DIR is not set: run integration tests through ctest "
-                 "(the kafka_broker fixture starts the broker)\n";
+    std::cerr << env << " is not set: run these tests through ctest (the " << fixture
+              << " fixture starts the server)\n";
     std::abort();
   }
-  std::ifstream in(absl::StrCat(dir, "/bootstrap"));
+  std::ifstream in(absl::StrCat(dir, "/", file));
   std::string line;
   if (!std::getline(in, line) || line.empty()) {
-    std::cerr << "no broker bootstrap in " << dir << "/bootstrap: did kafka_broker_start run?\n";
+    std::cerr << "nothing in " << dir << "/" << file << ": did " << fixture << " start?\n";
     std::abort();
   }
   return std::string(absl::StripAsciiWhitespace(line));
 }
 
+}  // namespace
+
+std::string KafkaBootstrap() {
+  return FixtureValue("CASEBRIDGE_KAFKA_DIR", "bootstrap", "kafka_broker");
+}
+
 bool UsePostgres() { return std::getenv("CASEBRIDGE_POSTGRES_DIR") != nullptr; }
 
 std::string PostgresUrl() {
-  const char* dir = std::getenv("CASEBRIDGE_POSTGRES_DIR");
-  if (dir == nullptr) {
-    std::cerr << "CASEBRIDGE_POSTGRES_DIR is not set: run PostgreSQL tests through ctest "
-                 "(the postgres_server fixture starts the server)\n";
-    std::abort();
-  }
-  std::ifstream in(absl::StrCat(dir, "/url"));
-  std::string line;
-  if (!std::getline(in, line) || line.empty()) {
-    std::cerr << "no PostgreSQL URL in " << dir << "/url: did postgres_server_start run?\n";
-    std::abort();
-  }
-  return std::string(absl::StripAsciiWhitespace(line));
+  return FixtureValue("CASEBRIDGE_POSTGRES_DIR", "url", "postgres_server");
 }
 
 std::string TestStore(const TempDir& dir, const std::string& name) {
