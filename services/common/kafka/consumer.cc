@@ -10,10 +10,33 @@
 namespace casebridge::kafka {
 namespace {
 
+// Partitions are assigned and revoked from inside `consume()` — on the
+// thread that polls, between two records — never by librdkafka's own thread
+// while a record is being handled. (Without a rebalance callback librdkafka
+// revokes at once in the background, and the partition's next owner could
+// take up the record in hand: both would handle it.) With the callback,
+// librdkafka rejoins the group only after the unassign here, so the group
+// waits (up to `max.poll.interval.ms`) until the record in hand is done and
+// committed.
+class PollThreadRebalance final : public RdKafka::RebalanceCb {
+ public:
+  void rebalance_cb(RdKafka::KafkaConsumer* consumer, RdKafka::ErrorCode err,
+                    std::vector<RdKafka::TopicPartition*>& partitions) override {
+    if (err == RdKafka::ERR__ASSIGN_PARTITIONS) {
+      consumer->assign(partitions);
+      LogInfo("kafka partitions assigned", {{"partitions", std::to_string(partitions.size())}});
+    } else {
+      consumer->unassign();
+      LogInfo("kafka partitions revoked", {{"partitions", std::to_string(partitions.size())}});
+    }
+  }
+};
+
 class KafkaConsumer final : public Consumer {
  public:
-  explicit KafkaConsumer(std::unique_ptr<RdKafka::KafkaConsumer> consumer)
-      : consumer_(std::move(consumer)) {}
+  KafkaConsumer(std::unique_ptr<RdKafka::KafkaConsumer> consumer,
+                std::unique_ptr<PollThreadRebalance> rebalance)
+      : rebalance_(std::move(rebalance)), consumer_(std::move(consumer)) {}
   ~KafkaConsumer() override { Close(); }
 
   std::optional<Record> Poll(absl::Duration timeout) override {
@@ -69,6 +92,8 @@ class KafkaConsumer final : public Consumer {
   }
 
  private:
+  // Declared first: it must outlive the consumer that calls it.
+  std::unique_ptr<PollThreadRebalance> rebalance_;
   std::unique_ptr<RdKafka::KafkaConsumer> consumer_;
   bool closed_ = false;
 };
@@ -93,12 +118,16 @@ absl::StatusOr<std::unique_ptr<Consumer>> NewKafkaConsumer(
       return absl::InvalidArgumentError(absl::StrCat("kafka.properties.", key, ": ", error));
     }
   }
+  auto rebalance = std::make_unique<PollThreadRebalance>();
+  if (conf->set("rebalance_cb", rebalance.get(), error) != RdKafka::Conf::CONF_OK) {
+    return absl::InternalError(absl::StrCat("kafka rebalance_cb: ", error));
+  }
   std::unique_ptr<RdKafka::KafkaConsumer> consumer(RdKafka::KafkaConsumer::create(conf.get(), error));
   if (consumer == nullptr) return absl::InvalidArgumentError(absl::StrCat("kafka: ", error));
   if (RdKafka::ErrorCode code = consumer->subscribe(topics); code != RdKafka::ERR_NO_ERROR) {
     return absl::InvalidArgumentError(absl::StrCat("kafka subscribe: ", RdKafka::err2str(code)));
   }
-  return std::unique_ptr<Consumer>(new KafkaConsumer(std::move(consumer)));
+  return std::unique_ptr<Consumer>(new KafkaConsumer(std::move(consumer), std::move(rebalance)));
 }
 
 absl::Status EnsureTopics(const casebridge::config::v1::KafkaConfig& config,
