@@ -33,7 +33,8 @@
 //
 // Replicas (a PostgreSQL store shared by several instances in one consumer
 // group): the group gives each canonical partition, and so each case, to one
-// instance at a time, and the loop commits a record before it polls again,
+// instance at a time, and the loop commits a record before it polls again;
+// the consumer's rebalance callback runs inside `Poll` (kafka/consumer.cc),
 // so a rebalance hands a partition over between records. Pending deliveries
 // are published only by whoever consumes their record — never in a sweep at
 // start — so a replica that takes over a partition publishes what the
