@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <optional>
 
+#include "absl/algorithm/container.h"
 #include "absl/strings/str_cat.h"
 #include "services/common/event_ids.h"
 #include "services/common/kafka/cloudevents.h"
@@ -70,6 +71,14 @@ absl::Status MarkPublished(sql::Database& db, const std::string& key) {
   return update.Run();
 }
 
+// The most writes one group commit takes.
+constexpr size_t kMaxGroup = 256;
+
+bool HasOwnFile(const std::string& path) {
+  return !path.empty() && path != ":memory:" && !path.starts_with("file:") &&
+         !sql::IsPostgresTarget(path);
+}
+
 absl::Status NotDurable(const absl::Status& cause) {
   return absl::UnavailableError(absl::StrCat(
       "the event is recorded but not yet durable in Kafka (", cause.message(),
@@ -85,13 +94,46 @@ absl::StatusOr<std::unique_ptr<EventRecorder>> EventRecorder::Create(const std::
   ASSIGN_OR_RETURN(std::unique_ptr<sql::Database> db, sql::Database::Open(ledger_path));
   // A shared PostgreSQL ledger may be in use by other instances.
   RETURN_IF_ERROR(sql::CreateSchema(*db, kSchema));
-  return std::unique_ptr<EventRecorder>(
-      new EventRecorder(std::move(db), std::move(options), publisher, clock));
+  std::unique_ptr<sql::Database> reader;
+  if (HasOwnFile(ledger_path)) {
+    ASSIGN_OR_RETURN(reader, sql::Database::Open(ledger_path));
+  }
+  const bool shared = sql::IsPostgresTarget(ledger_path);
+  return std::unique_ptr<EventRecorder>(new EventRecorder(
+      std::move(db), std::move(reader), shared, std::move(options), publisher, clock));
 }
 
-EventRecorder::EventRecorder(std::unique_ptr<sql::Database> db, RecorderOptions options,
-                             kafka::Publisher& publisher, Clock& clock)
+// One ledger write waiting for its group commit.
+struct EventRecorder::Writer {
+  enum class Kind { kInsert, kMark };
+  Kind kind = Kind::kInsert;
+  // The idempotency key: of the new event, or of the event to mark.
+  std::string key;
+  // kInsert: the new event (its sequence is set by the commit), the
+  // request's fingerprint and the source system's record id.
+  CaseEvent* event = nullptr;
+  const std::string* fingerprint = nullptr;
+  const std::string* record_id = nullptr;
+
+  // Set by the committing writer.
+  absl::Status status;
+  // kInsert: the key was in the ledger already (nothing written).
+  std::optional<LedgerEntry> existing;
+  // kInsert: an earlier event of the subject is pending and not in flight,
+  // so this one was not sent; else `sent` holds its publication.
+  bool earlier_pending = false;
+  InFlight sent;
+
+  bool done = false;  // guarded by queue_mu_
+  std::condition_variable cv;
+};
+
+EventRecorder::EventRecorder(std::unique_ptr<sql::Database> db,
+                             std::unique_ptr<sql::Database> reader, bool shared,
+                             RecorderOptions options, kafka::Publisher& publisher, Clock& clock)
     : db_(std::move(db)),
+      reader_(std::move(reader)),
+      shared_(shared),
       options_(std::move(options)),
       source_(EventSource(options_.system, options_.municipality)),
       publisher_(publisher),
@@ -113,12 +155,21 @@ absl::Status EventRecorder::AwaitAndMark(InFlight& record, absl::Status* cause) 
           : absl::DeadlineExceededError("timeout");
   if (cause != nullptr) *cause = status;
   absl::Status marked;
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    in_flight_keys_.erase(record.key);
-    marked = status.ok() ? MarkPublished(*db_, record.key) : NotDurable(status);
+  if (status.ok()) {
+    // The mark joins a group commit, which also clears the in-flight key.
+    Writer mark;
+    mark.kind = Writer::Kind::kMark;
+    mark.key = record.key;
+    Write(mark);
+    marked = mark.status;
+  } else {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      in_flight_keys_.erase(record.key);
+    }
+    in_flight_done_.notify_all();
+    marked = NotDurable(status);
   }
-  in_flight_done_.notify_all();
   // The event is pending now: the background drain takes it from here.
   if (!marked.ok()) WakeDrain();
   return marked;
@@ -198,7 +249,11 @@ absl::StatusOr<RecordOutcome> EventRecorder::Record(
   };
 
   std::optional<LedgerEntry> existing;
-  {
+  if (reader_ != nullptr) {
+    // The read connection: not held up by a group commit in progress.
+    std::lock_guard<std::mutex> lock(reader_mu_);
+    ASSIGN_OR_RETURN(existing, FindEntry(*reader_, request.idempotency_key));
+  } else {
     std::lock_guard<std::mutex> lock(mu_);
     ASSIGN_OR_RETURN(existing, FindEntry(*db_, request.idempotency_key));
   }
@@ -208,85 +263,183 @@ absl::StatusOr<RecordOutcome> EventRecorder::Record(
   ASSIGN_OR_RETURN(ActionResult result, action());
 
   CaseEvent& event = result.event;
-  InFlight in_flight;
-  bool earlier_pending = false;
-  {
-    std::unique_lock<std::mutex> lock(mu_);
-    // A concurrent call with the same key may have recorded it meanwhile.
-    ASSIGN_OR_RETURN(existing, FindEntry(*db_, request.idempotency_key));
-    if (existing.has_value()) {
-      lock.unlock();
-      return replay(*existing);
-    }
-    event.set_id(EventIdFor(source_, request.idempotency_key));
-    event.set_source(source_);
-    event.set_source_system(options_.source_system);
-    event.set_subject(request.subject);
-    event.set_municipality(options_.municipality);
-    event.set_idempotency_key(request.idempotency_key);
-    *event.mutable_recorded_at() = ToProtoTimestamp(clock_.Now());
-    if (!event.has_occurred_at()) *event.mutable_occurred_at() = event.recorded_at();
-    event.set_type(EventTypeFor(event));
-    if (event.type().empty()) {
-      return absl::InvalidArgumentError("the event's state is unspecified (no event type)");
-    }
-
-    sql::Transaction transaction(*db_);
-    RETURN_IF_ERROR(transaction.Begin());
-    ASSIGN_OR_RETURN(sql::Statement last,
-                     db_->Prepare("SELECT COALESCE(MAX(sequence), 0) FROM ledger WHERE subject = ?1"));
-    last.Bind(1, request.subject);
-    ASSIGN_OR_RETURN(bool row, last.Step());
-    event.set_sequence(row ? static_cast<uint64_t>(last.ColumnInt64(0)) + 1 : 1);
-    ASSIGN_OR_RETURN(sql::Statement insert,
-                     db_->Prepare("INSERT INTO ledger (idempotency_key, fingerprint, subject, "
-                                  "sequence, record_id, event, event_id) "
-                                  "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"));
-    insert.Bind(1, request.idempotency_key);
-    insert.BindBlob(2, fingerprint);
-    insert.Bind(3, request.subject);
-    insert.Bind(4, static_cast<int64_t>(event.sequence()));
-    insert.Bind(5, result.record_id);
-    insert.BindBlob(6, event.SerializeAsString());
-    insert.Bind(7, event.id());
-    absl::Status inserted = insert.Run();
-    if (inserted.ok()) inserted = transaction.Commit();
-    if (absl::IsAlreadyExists(inserted) || absl::IsAborted(inserted)) {
-      // Another instance sharing the ledger (coordination replicas on
-      // PostgreSQL) recorded this key, or took this sequence, first.
-      transaction.Rollback().IgnoreError();
-      ASSIGN_OR_RETURN(existing, FindEntry(*db_, request.idempotency_key));
-      if (existing.has_value()) {
-        lock.unlock();
-        return replay(*existing);
-      }
-      return absl::AbortedError(
-          "another instance recorded an event of this case at the same moment; retry");
-    }
-    RETURN_IF_ERROR(inserted);
-
-    // Did an earlier event of this subject fail to become durable (and is
-    // nobody sending it)? Then it must go first.
-    ASSIGN_OR_RETURN(std::optional<std::string> earlier,
-                     FirstPendingLocked(request.subject, event.sequence() - 1, nullptr));
-    earlier_pending = earlier.has_value();
-    if (!earlier_pending) {
-      // The normal path: enqueued under the lock, so the ledger's order is
-      // Kafka's order, and pipelined with every other in-flight event (the
-      // producer's gapless guarantee keeps a failure from reordering them).
-      in_flight = SendLocked(request.idempotency_key, event);
-    }
+  event.set_id(EventIdFor(source_, request.idempotency_key));
+  event.set_source(source_);
+  event.set_source_system(options_.source_system);
+  event.set_subject(request.subject);
+  event.set_municipality(options_.municipality);
+  event.set_idempotency_key(request.idempotency_key);
+  *event.mutable_recorded_at() = ToProtoTimestamp(clock_.Now());
+  if (!event.has_occurred_at()) *event.mutable_occurred_at() = event.recorded_at();
+  event.set_type(EventTypeFor(event));
+  if (event.type().empty()) {
+    return absl::InvalidArgumentError("the event's state is unspecified (no event type)");
   }
-  if (earlier_pending) {
+
+  Writer insert;
+  insert.kind = Writer::Kind::kInsert;
+  insert.key = request.idempotency_key;
+  insert.event = &event;
+  insert.fingerprint = &fingerprint;
+  insert.record_id = &result.record_id;
+  Write(insert);
+  // A concurrent call with the same key (or, sharing the ledger, another
+  // instance) recorded it meanwhile.
+  if (insert.existing.has_value()) return replay(*insert.existing);
+  RETURN_IF_ERROR(insert.status);
+  if (insert.earlier_pending) {
     RETURN_IF_ERROR(PublishPendingInOrder(request.subject, event.sequence()).status());
     // Another call (or the background drain) may have been the one to send
     // this event: answer OK only once it is durable, waiting for that
     // sender's verdict.
     RETURN_IF_ERROR(AwaitOtherSender(request.idempotency_key, "another call is publishing it"));
   } else {
-    RETURN_IF_ERROR(AwaitAndMark(in_flight));
+    RETURN_IF_ERROR(AwaitAndMark(insert.sent));
   }
   return RecordOutcome{std::move(event), std::move(result.record_id), /*replayed=*/false};
+}
+
+void EventRecorder::Write(Writer& writer) {
+  std::unique_lock<std::mutex> queue(queue_mu_);
+  writers_.push_back(&writer);
+  writer.cv.wait(queue, [&] { return writer.done || writers_.front() == &writer; });
+  if (writer.done) return;
+  // At the front: commit everyone queued so far. A shared ledger takes one
+  // write at a time (a conflict with another instance fails the whole
+  // transaction).
+  const size_t limit = shared_ ? 1 : kMaxGroup;
+  std::vector<Writer*> group;
+  for (Writer* queued : writers_) {
+    if (group.size() == limit) break;
+    group.push_back(queued);
+  }
+  ++commits_;
+  writes_ += static_cast<int64_t>(group.size());
+  queue.unlock();
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    CommitGroupLocked(group);
+  }
+  in_flight_done_.notify_all();
+  queue.lock();
+  for (Writer* committed : group) {
+    writers_.pop_front();
+    if (committed == &writer) continue;
+    committed->done = true;
+    committed->cv.notify_one();
+  }
+  if (!writers_.empty()) writers_.front()->cv.notify_one();
+}
+
+EventRecorder::LedgerStats EventRecorder::ledger_stats() {
+  std::lock_guard<std::mutex> queue(queue_mu_);
+  return LedgerStats{commits_, writes_, static_cast<int64_t>(writers_.size())};
+}
+
+void EventRecorder::CommitGroupLocked(const std::vector<Writer*>& group) {
+  sql::Transaction transaction(*db_);
+  absl::Status status = transaction.Begin();
+  for (Writer* writer : group) {
+    if (!status.ok()) break;
+    if (writer->kind == Writer::Kind::kMark) {
+      status = MarkPublished(*db_, writer->key);
+      continue;
+    }
+    // Recorded already, by a call committed earlier or earlier in this group?
+    absl::StatusOr<std::optional<LedgerEntry>> existing = FindEntry(*db_, writer->key);
+    if (!existing.ok()) {
+      status = existing.status();
+      break;
+    }
+    if (existing->has_value()) {
+      writer->existing = std::move(*existing);
+      continue;
+    }
+    CaseEvent& event = *writer->event;
+    absl::StatusOr<sql::Statement> last =
+        db_->Prepare("SELECT COALESCE(MAX(sequence), 0) FROM ledger WHERE subject = ?1");
+    if (!last.ok()) {
+      status = last.status();
+      break;
+    }
+    last->Bind(1, event.subject());
+    absl::StatusOr<bool> row = last->Step();
+    if (!row.ok()) {
+      status = row.status();
+      break;
+    }
+    event.set_sequence(*row ? static_cast<uint64_t>(last->ColumnInt64(0)) + 1 : 1);
+    absl::StatusOr<sql::Statement> insert =
+        db_->Prepare("INSERT INTO ledger (idempotency_key, fingerprint, subject, "
+                     "sequence, record_id, event, event_id) "
+                     "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)");
+    if (!insert.ok()) {
+      status = insert.status();
+      break;
+    }
+    insert->Bind(1, writer->key);
+    insert->BindBlob(2, *writer->fingerprint);
+    insert->Bind(3, event.subject());
+    insert->Bind(4, static_cast<int64_t>(event.sequence()));
+    insert->Bind(5, *writer->record_id);
+    insert->BindBlob(6, event.SerializeAsString());
+    insert->Bind(7, event.id());
+    status = insert->Run();
+  }
+  if (status.ok()) status = transaction.Commit();
+
+  if (!status.ok()) {
+    transaction.Rollback().IgnoreError();
+    for (Writer* writer : group) {
+      writer->existing.reset();
+      writer->status = status;
+      if (writer->kind == Writer::Kind::kMark) {
+        // Still pending in the ledger: the drain (or a retry) sends it again.
+        in_flight_keys_.erase(writer->key);
+        continue;
+      }
+      if (!absl::IsAlreadyExists(status) && !absl::IsAborted(status)) continue;
+      // Sharing the ledger (one write per group): another instance recorded
+      // this key, or took this sequence, first.
+      absl::StatusOr<std::optional<LedgerEntry>> existing = FindEntry(*db_, writer->key);
+      if (existing.ok() && existing->has_value()) {
+        writer->existing = std::move(*existing);
+        writer->status = absl::OkStatus();
+      } else {
+        writer->status = absl::AbortedError(
+            "another instance recorded an event of this case at the same moment; retry");
+      }
+    }
+    if (absl::c_any_of(group, [](const Writer* w) { return w->kind == Writer::Kind::kMark; })) {
+      WakeDrain();
+    }
+    return;
+  }
+
+  // Committed. In ledger order: hand each new event to the publisher unless
+  // an earlier event of its subject is pending and nobody is sending it
+  // (then it must go first; the caller publishes in order).
+  for (Writer* writer : group) {
+    writer->status = absl::OkStatus();
+    if (writer->kind == Writer::Kind::kMark) {
+      in_flight_keys_.erase(writer->key);
+      continue;
+    }
+    if (writer->existing.has_value()) continue;
+    const CaseEvent& event = *writer->event;
+    absl::StatusOr<std::optional<std::string>> earlier =
+        FirstPendingLocked(event.subject(), event.sequence() - 1, nullptr);
+    if (!earlier.ok()) {
+      // In the ledger, not sent: the drain or a retry publishes it.
+      writer->status = earlier.status();
+      continue;
+    }
+    writer->earlier_pending = earlier->has_value();
+    // The normal path: enqueued under the lock, so the ledger's order is
+    // Kafka's order, and pipelined with every other in-flight event (the
+    // producer's gapless guarantee keeps a failure from reordering them).
+    if (!writer->earlier_pending) writer->sent = SendLocked(writer->key, event);
+  }
 }
 
 absl::StatusOr<std::optional<CaseEvent>> EventRecorder::FindEvent(const std::string& event_id) {

@@ -19,11 +19,19 @@
 //    case's next call: per case in sequence order, with capped exponential
 //    backoff between failed passes.
 //
+// Group commit. Concurrent calls share ledger transactions: new events and
+// "published" marks queue up, and the call at the front commits the whole
+// queue in one transaction (one fsync), then hands the new events to the
+// publisher in ledger order. Under load one fsync serves many calls; alone,
+// a call commits by itself as before. Nothing is answered before its own
+// event is in the ledger and durable in Kafka.
+//
 // Thread safety: safe for concurrent use.
 #pragma once
 
 #include <condition_variable>
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <future>
 #include <memory>
@@ -153,18 +161,39 @@ class EventRecorder {
   // (pending or in flight). For metrics and tests.
   absl::StatusOr<int64_t> PendingCount();
 
+  // Ledger transactions since construction, for metrics and tests.
+  struct LedgerStats {
+    int64_t commits = 0;  // group commits (transactions attempted)
+    int64_t writes = 0;   // writes they carried: new events and marks
+    int64_t queued = 0;   // writes queued now, the committing ones included
+  };
+  LedgerStats ledger_stats();
+
   // The source of this recorder's events, "/casebridge/<system>/<municipality>".
   const std::string& source() const { return source_; }
 
  private:
-  EventRecorder(std::unique_ptr<sql::Database> db, RecorderOptions options,
-                kafka::Publisher& publisher, Clock& clock);
+  EventRecorder(std::unique_ptr<sql::Database> db, std::unique_ptr<sql::Database> reader,
+                bool shared, RecorderOptions options, kafka::Publisher& publisher, Clock& clock);
   // A record handed to the publisher, and the ledger key to mark when it
   // is durable.
   struct InFlight {
     std::string key;
     std::future<absl::Status> outcome;
   };
+  // One ledger write (a new event, or a published mark) waiting in
+  // `writers_` for its group commit. Defined in the .cc.
+  struct Writer;
+  // Group commit (leveldb's writer queue): `writer` joins the queue; the
+  // writer at its front commits everyone queued at that moment in one
+  // transaction — one fsync for the group — while later writers queue up
+  // behind it. Returns when `writer`'s write is committed or has failed
+  // (its `status`).
+  void Write(Writer& writer);
+  // Applies `group` in one transaction, then sends the new events in
+  // ledger order and clears the marked keys from `in_flight_keys_`.
+  // REQUIRES: `mu_` held.
+  void CommitGroupLocked(const std::vector<Writer*>& group);
   // Sends `event` and notes `key` as in flight. REQUIRES: `mu_` held.
   InFlight SendLocked(const std::string& key, const casebridge::events::v1::CaseEvent& event);
   // Waits for `record`, clears it from the in-flight set and marks it
@@ -193,6 +222,12 @@ class EventRecorder {
   // The background drain's loop.
   void DrainLoop(DrainOptions options);
 
+  std::mutex queue_mu_;  // guards writers_
+  // Writers waiting for a group commit; the front one commits.
+  std::deque<Writer*> writers_;
+  int64_t commits_ = 0;  // guarded by queue_mu_
+  int64_t writes_ = 0;   // guarded by queue_mu_
+
   std::mutex mu_;  // serialises the ledger, the enqueue order and in_flight_keys_
   // Keys of events handed to the publisher whose outcome is not known yet.
   std::set<std::string> in_flight_keys_;
@@ -205,6 +240,15 @@ class EventRecorder {
   bool drain_stop_ = false;
   std::thread drainer_;
   std::unique_ptr<sql::Database> db_;
+  // A second connection to a SQLite ledger file, for the idempotency check
+  // that opens each call, so that it does not wait for a group commit's
+  // fsync (WAL readers run beside the writer). Null for PostgreSQL and
+  // in-memory ledgers.
+  std::mutex reader_mu_;
+  std::unique_ptr<sql::Database> reader_;  // guarded by reader_mu_
+  // The ledger is shared with other instances (PostgreSQL): a race with
+  // another instance surfaces as a failed INSERT, so groups hold one write.
+  const bool shared_;
   RecorderOptions options_;
   std::string source_;
   kafka::Publisher& publisher_;

@@ -1,14 +1,17 @@
 #include "services/common/event_recorder.h"
 
+#include <condition_variable>
 #include <deque>
 #include <future>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <thread>
 #include <string>
 #include <vector>
 
 #include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
 #include "casebridge/events/v1/case_event.pb.h"
 #include "gmock/gmock.h"
@@ -477,10 +480,24 @@ namespace {
 class ManualPublisher final : public kafka::Publisher {
  public:
   std::future<absl::Status> Send(kafka::Record record) override {
-    std::lock_guard<std::mutex> lock(mu_);
+    std::unique_lock<std::mutex> lock(mu_);
     records_.push_back(std::move(record));
     promises_.emplace_back();
-    return promises_.back().get_future();
+    std::future<absl::Status> future = promises_.back().get_future();
+    released_.wait(lock, [this] { return !holding_; });
+    return future;
+  }
+  // While held, `Send` does not return (the recorder sends under its lock).
+  void HoldSends() {
+    std::lock_guard<std::mutex> lock(mu_);
+    holding_ = true;
+  }
+  void ReleaseSends() {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      holding_ = false;
+    }
+    released_.notify_all();
   }
   absl::Status Flush(absl::Duration) override { return absl::OkStatus(); }
   bool Healthy() const override { return true; }
@@ -503,6 +520,8 @@ class ManualPublisher final : public kafka::Publisher {
 
  private:
   mutable std::mutex mu_;
+  std::condition_variable released_;
+  bool holding_ = false;
   std::vector<kafka::Record> records_;
   std::deque<std::promise<absl::Status>> promises_;
 };
@@ -602,6 +621,74 @@ TEST_F(EventRecorderInFlightTest, RetryWhileTheFirstCallWaitsGetsItsOutcome) {
   EXPECT_TRUE(retry->replayed);
   EXPECT_EQ(retry->event.id(), first->event.id());
   EXPECT_EQ(publisher_.sent(), 1u);
+}
+
+// Group commit: calls that arrive while a commit is in progress are
+// committed together by the next one, in one transaction, and still reach
+// Kafka in ledger order with their own sequence numbers.
+TEST_F(EventRecorderInFlightTest, CallsQueuedBehindACommitShareTheNextOne) {
+  constexpr int kCalls = 16;
+  publisher_.HoldSends();
+  std::vector<absl::StatusOr<RecordOutcome>> outcomes(kCalls);
+  std::vector<std::thread> threads;
+  threads.push_back(RecordAsync("key-0", &outcomes[0]));
+  // key-0's commit is done and its send is held (under the recorder's lock).
+  ASSERT_TRUE(testing::PollUntil([&] { return publisher_.sent() == 1; }));
+  EXPECT_EQ(recorder_->ledger_stats().commits, 1);
+  for (int i = 1; i < kCalls; ++i) {
+    threads.push_back(RecordAsync(absl::StrCat("key-", i), &outcomes[i]));
+  }
+  // key-0's writer and the 15 behind it.
+  ASSERT_TRUE(testing::PollUntil([&] { return recorder_->ledger_stats().queued == kCalls; }));
+  publisher_.ReleaseSends();
+  ASSERT_TRUE(testing::PollUntil([&] { return publisher_.sent() == kCalls; }));
+  // The 15 queued calls took one transaction between them (a shared
+  // PostgreSQL ledger commits one write at a time).
+  EXPECT_EQ(recorder_->ledger_stats().commits, testing::UsePostgres() ? kCalls : 2);
+  for (size_t i = 0; i < kCalls; ++i) {
+    EXPECT_EQ(publisher_.SequenceOf(i), i + 1) << "send " << i;
+    publisher_.Resolve(i, absl::OkStatus());
+  }
+  for (std::thread& thread : threads) thread.join();
+  for (int i = 0; i < kCalls; ++i) {
+    ASSERT_OK(outcomes[i]) << "call " << i;
+    EXPECT_FALSE(outcomes[i]->replayed);
+  }
+  // Every event and every "published" mark went through a group commit.
+  const EventRecorder::LedgerStats stats = recorder_->ledger_stats();
+  EXPECT_EQ(stats.writes, 2 * kCalls);
+  if (!testing::UsePostgres()) {
+    EXPECT_LT(stats.commits, stats.writes);
+  }
+  EXPECT_EQ(stats.queued, 0);
+  EXPECT_EQ(*recorder_->PendingCount(), 0);
+  std::set<uint64_t> sequences;
+  for (const auto& outcome : outcomes) sequences.insert(outcome->event.sequence());
+  EXPECT_EQ(sequences.size(), static_cast<size_t>(kCalls));
+}
+
+// A key repeated inside one group is recorded once; the repeat replays it.
+TEST_F(EventRecorderInFlightTest, ARepeatedKeyInOneGroupIsRecordedOnce) {
+  publisher_.HoldSends();
+  absl::StatusOr<RecordOutcome> blocker, first, repeat;
+  std::thread a = RecordAsync("key-0", &blocker);
+  ASSERT_TRUE(testing::PollUntil([&] { return publisher_.sent() == 1; }));
+  std::thread b = RecordAsync("key-1", &first);
+  std::thread c = RecordAsync("key-1", &repeat);
+  ASSERT_TRUE(testing::PollUntil([&] { return recorder_->ledger_stats().queued == 3; }));
+  publisher_.ReleaseSends();
+  ASSERT_TRUE(testing::PollUntil([&] { return publisher_.sent() == 2; }));
+  publisher_.Resolve(0, absl::OkStatus());
+  publisher_.Resolve(1, absl::OkStatus());
+  a.join();
+  b.join();
+  c.join();
+  ASSERT_OK(first);
+  ASSERT_OK(repeat);
+  EXPECT_EQ(first->event.id(), repeat->event.id());
+  EXPECT_NE(first->replayed, repeat->replayed);
+  EXPECT_EQ(publisher_.sent(), 2u);
+  EXPECT_EQ(publisher_.SequenceOf(1), 2u);
 }
 
 TEST_F(EventRecorderInFlightTest, PendingCountIsTheOutboxDepth) {
