@@ -269,17 +269,50 @@ absl::StatusOr<std::vector<Delivery>> CoordinationStore::Apply(const CaseEvent& 
   return ApplyLocked(event, routed_at);
 }
 
+absl::StatusOr<std::vector<std::optional<std::vector<Delivery>>>> CoordinationStore::ApplyBatch(
+    const std::vector<CaseEvent>& events, absl::Time routed_at) {
+  for (const CaseEvent& event : events) RETURN_IF_ERROR(ValidateCaseEvent(event));
+  std::lock_guard<std::mutex> lock(mu_);
+  sql::Transaction transaction(*db_);
+  RETURN_IF_ERROR(transaction.Begin());
+  if (db_->dialect() == sql::Dialect::kPostgres && events.size() > 1) {
+    // Apply takes each event's counters in recipient order; across a batch
+    // that order would differ from event to event, and two replicas'
+    // batches could deadlock. So a batch takes every counter first, in
+    // recipient order (replicas' batches then run one after another).
+    ASSIGN_OR_RETURN(sql::Statement counters,
+                     db_->Prepare("SELECT recipient FROM stream_counters "
+                                  "ORDER BY recipient FOR UPDATE"));
+    RETURN_IF_ERROR(counters.Run());
+  }
+  std::vector<std::optional<std::vector<Delivery>>> applied;
+  applied.reserve(events.size());
+  for (const CaseEvent& event : events) {
+    ASSIGN_OR_RETURN(applied.emplace_back(), ApplyInTransaction(event, routed_at));
+  }
+  RETURN_IF_ERROR(transaction.Commit());
+  return applied;
+}
+
 absl::StatusOr<std::vector<Delivery>> CoordinationStore::ApplyLocked(const CaseEvent& event,
                                                                      absl::Time routed_at) {
-  sql::Database& db = *db_;
-  sql::Transaction transaction(db);
+  sql::Transaction transaction(*db_);
   RETURN_IF_ERROR(transaction.Begin());
+  ASSIGN_OR_RETURN(std::optional<std::vector<Delivery>> deliveries,
+                   ApplyInTransaction(event, routed_at));
+  if (!deliveries.has_value()) return std::vector<Delivery>();
+  RETURN_IF_ERROR(transaction.Commit());
+  return *std::move(deliveries);
+}
 
+absl::StatusOr<std::optional<std::vector<Delivery>>> CoordinationStore::ApplyInTransaction(
+    const CaseEvent& event, absl::Time routed_at) {
+  sql::Database& db = *db_;
   ASSIGN_OR_RETURN(sql::Statement seen,
                    db.Prepare("SELECT 1 FROM processed_events WHERE event_id = ?1"));
   seen.Bind(1, event.id());
   ASSIGN_OR_RETURN(bool already_applied, seen.Step());
-  if (already_applied) return std::vector<Delivery>();
+  if (already_applied) return std::optional<std::vector<Delivery>>();
 
   const std::string& subject = event.subject();
   ASSIGN_OR_RETURN(const std::vector<Party> before, ListPartiesLocked(subject));
@@ -414,8 +447,7 @@ absl::StatusOr<std::vector<Delivery>> CoordinationStore::ApplyLocked(const CaseE
   processed.Bind(2, subject);
   processed.Bind(3, absl::ToUnixMillis(routed_at));
   RETURN_IF_ERROR(processed.Run());
-  RETURN_IF_ERROR(transaction.Commit());
-  return deliveries;
+  return std::optional<std::vector<Delivery>>(std::move(deliveries));
 }
 
 absl::StatusOr<std::vector<Delivery>> CoordinationStore::PendingDeliveries(int limit) {

@@ -43,6 +43,7 @@
 #include <utility>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -101,6 +102,13 @@ class CoordinationStore {
   // `disclosure`, `disclosure_basis` and `consent_ids` set.
   absl::StatusOr<std::vector<casebridge::coordination::v1::Delivery>> Apply(
       const casebridge::events::v1::CaseEvent& event, absl::Time routed_at);
+
+  // Applies `events` in order, as `Apply` would one after another, in one
+  // transaction: all are applied or none. Returns, per event, its
+  // deliveries, or nullopt if it was applied before. kInvalidArgument (and
+  // nothing applied) if any event fails `ValidateCaseEvent`.
+  absl::StatusOr<std::vector<std::optional<std::vector<casebridge::coordination::v1::Delivery>>>>
+  ApplyBatch(const std::vector<casebridge::events::v1::CaseEvent>& events, absl::Time routed_at);
 
   // Returns up to `limit` unpublished deliveries, oldest first (the order
   // `Apply` stored them in).
@@ -183,6 +191,10 @@ class CoordinationStore {
 
   absl::StatusOr<std::vector<casebridge::coordination::v1::Delivery>> ApplyLocked(
       const casebridge::events::v1::CaseEvent& event, absl::Time routed_at);
+  // Apply's work inside the caller's transaction; nullopt if `event` was
+  // applied before. REQUIRES: `mu_` held, a transaction open.
+  absl::StatusOr<std::optional<std::vector<casebridge::coordination::v1::Delivery>>>
+  ApplyInTransaction(const casebridge::events::v1::CaseEvent& event, absl::Time routed_at);
   absl::StatusOr<std::vector<casebridge::coordination::v1::Party>> ListPartiesLocked(
       const std::string& subject);
 

@@ -4,6 +4,7 @@
 #include <chrono>
 #include <future>
 #include <optional>
+#include <set>
 #include <utility>
 #include <vector>
 
@@ -88,18 +89,72 @@ void DeliveryProcessor::Run() {
   // sweep of every pending delivery at start would race a live replica
   // publishing the same ones.
   while (!stopping()) {
-    std::optional<kafka::Record> record = consumer_.Poll(options_.poll_timeout);
-    if (!record.has_value()) continue;
-    ++records_;
-    if (!RetryUntilDone("delivering a case event failed", [&] { return Process(*record); })) {
-      return;  // stopped: the record is consumed again on the next start
+    std::vector<kafka::Record> batch =
+        consumer_.PollBatch(options_.poll_timeout, static_cast<size_t>(options_.max_poll_records));
+    if (batch.empty()) continue;
+    records_ += static_cast<int64_t>(batch.size());
+    if (!RetryUntilDone("delivering case events failed", [&] { return ProcessBatch(batch); })) {
+      return;  // stopped: the records are consumed again on the next start
     }
-    // A failed commit only means the record comes again, and `Apply`
-    // recognises it; so log and go on.
-    if (absl::Status status = consumer_.Commit(*record); !status.ok()) {
+    // A failed commit only means the records come again, and `Apply`
+    // recognises them; so log and go on.
+    if (absl::Status status = consumer_.Commit(batch); !status.ok()) {
       LogWarning("kafka commit failed", {{"error", std::string(status.message())}});
     }
   }
+}
+
+absl::Status DeliveryProcessor::ProcessBatch(const std::vector<kafka::Record>& records) {
+  // Runs of ordinary events are applied in one transaction and published
+  // together; anything else (a record to dead-letter, an event the case
+  // rules may derive from, which must see every earlier event applied) ends
+  // the run and goes through `Process` alone.
+  std::vector<CaseEvent> run;
+  for (const kafka::Record& record : records) {
+    absl::StatusOr<CaseEvent> event = kafka::DecodeCaseEventRecord(record);
+    if (event.ok() && event->municipality() != options_.municipality) {
+      ++other_municipality_;
+      continue;
+    }
+    const bool ordinary =
+        event.ok() && ValidateCaseEvent(*event).ok() && !options_.derive &&
+        !RulesMayDeriveFrom(*event) &&
+        !(event->has_role_assignment() &&
+          !options_.recipient_topics.contains(event->role_assignment().recipient()));
+    if (ordinary) {
+      run.push_back(*std::move(event));
+      continue;
+    }
+    RETURN_IF_ERROR(ApplyAndPublish(run));
+    run.clear();
+    RETURN_IF_ERROR(Process(record));
+  }
+  return ApplyAndPublish(run);
+}
+
+absl::Status DeliveryProcessor::ApplyAndPublish(const std::vector<CaseEvent>& events) {
+  if (events.empty()) return absl::OkStatus();
+  absl::StatusOr<std::vector<std::optional<std::vector<Delivery>>>> applied =
+      store_.ApplyBatch(events, clock_.Now());
+  RETURN_IF_ERROR(applied.status());
+  std::vector<Delivery> pending;
+  // An event applied earlier in this batch (a duplicate record) has its
+  // deliveries here already.
+  std::set<std::string> fresh;
+  for (size_t i = 0; i < events.size(); ++i) {
+    std::optional<std::vector<Delivery>>& deliveries = (*applied)[i];
+    if (deliveries.has_value()) {
+      fresh.insert(events[i].id());
+      for (Delivery& delivery : *deliveries) pending.push_back(std::move(delivery));
+      continue;
+    }
+    if (fresh.contains(events[i].id())) continue;
+    // Applied before (consumed again): those of its deliveries not yet
+    // durable.
+    ASSIGN_OR_RETURN(std::vector<Delivery> leftover, store_.PendingDeliveriesOf(events[i].id()));
+    for (Delivery& delivery : leftover) pending.push_back(std::move(delivery));
+  }
+  return PublishBatch(pending);
 }
 
 absl::Status DeliveryProcessor::Process(const kafka::Record& record) {

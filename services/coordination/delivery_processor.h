@@ -9,6 +9,13 @@
 //   wait until all are durable → `MarkPublished` → wake `Subscribe` streams →
 //   commit the record's offset (synchronously, before the next poll)
 //
+// in batches: a poll takes up to `max_poll_records` records already fetched;
+// a run of ordinary events (nothing the case rules derive from, nothing to
+// dead-letter) is applied in one transaction, its deliveries are published
+// together and waited for once, marked in one transaction, and the batch is
+// committed with one offset commit. Everything else in the batch goes
+// through the steps above alone, in its place, so order is kept.
+//
 // One municipality per instance. Every coordination instance consumes the
 // one canonical topic (in its own consumer group); an event whose
 // `municipality` is not the instance's own is counted, committed and skipped:
@@ -33,9 +40,10 @@
 //
 // Replicas (a PostgreSQL store shared by several instances in one consumer
 // group): the group gives each canonical partition, and so each case, to one
-// instance at a time, and the loop commits a record before it polls again;
+// instance at a time, and the loop commits a batch before it polls again;
 // the consumer's rebalance callback runs inside `Poll` (kafka/consumer.cc),
-// so a rebalance hands a partition over between records. Pending deliveries
+// so a rebalance hands a partition over between batches (records gathered
+// before a revocation in the same `PollBatch` are dropped, not handled). Pending deliveries
 // are published only by whoever consumes their record — never in a sweep at
 // start — so a replica that takes over a partition publishes what the
 // previous owner left pending, and a live replica is never raced. An
@@ -116,8 +124,12 @@ struct DeliveryProcessorOptions {
   // `max_backoff`.
   absl::Duration initial_backoff = absl::Milliseconds(100);
   absl::Duration max_backoff = absl::Seconds(10);
-  // Deliveries published per batch.
+  // Deliveries published per batch (`PublishPending`).
   int batch_size = 100;
+  // The most canonical records taken per poll: ordinary events among them
+  // are applied in one store transaction, their deliveries published
+  // together, and the batch committed with one offset commit.
+  int max_poll_records = 500;
   // Where every delivery's audit record goes (`DeliveryAuditRecord`): a
   // delivery counts as published only when its audit record is durable too.
   // The app always sets it; null (tests only) audits nothing.
@@ -186,10 +198,21 @@ class DeliveryProcessor {
   // skipped).
   absl::Status Process(const kafka::Record& record);
 
+  // Handles a batch of consumed records, in order, as `Process` would one by
+  // one: OK when the whole batch may be committed. Runs of ordinary events
+  // (nothing to dead-letter, nothing the case rules derive from) are applied
+  // in one transaction (`CoordinationStore::ApplyBatch`) and their
+  // deliveries published and marked together. Idempotent: after a failure
+  // the whole batch is handled again and yields only what is still missing.
+  absl::Status ProcessBatch(const std::vector<kafka::Record>& records);
+
   DeliveryProcessorStats stats() const;
 
  private:
   void Run();
+  // Applies `events` in one transaction and publishes their pending
+  // deliveries (those of events applied before included).
+  absl::Status ApplyAndPublish(const std::vector<casebridge::events::v1::CaseEvent>& events);
   // Records what the case rules derive from `event` unless it was applied
   // before.
   absl::Status Derive(const casebridge::events::v1::CaseEvent& event);

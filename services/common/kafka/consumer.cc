@@ -3,11 +3,45 @@
 #include <librdkafka/rdkafka.h>
 #include <librdkafka/rdkafkacpp.h>
 
+#include <map>
+#include <utility>
+
 #include "absl/strings/str_cat.h"
 #include "services/common/kafka/kafka_config.h"
 #include "services/common/log.h"
+#include "services/common/status_macros.h"
 
 namespace casebridge::kafka {
+
+std::vector<Record> Consumer::PollBatch(absl::Duration timeout, size_t max_records) {
+  std::vector<Record> batch;
+  while (batch.size() < max_records) {
+    std::optional<Record> record = Poll(batch.empty() ? timeout : absl::ZeroDuration());
+    if (!record.has_value()) break;
+    batch.push_back(std::move(*record));
+  }
+  return batch;
+}
+
+namespace {
+
+// The last record of each partition in `records`.
+std::map<std::pair<std::string, int32_t>, const Record*> LastPerPartition(
+    const std::vector<Record>& records) {
+  std::map<std::pair<std::string, int32_t>, const Record*> last;
+  for (const Record& record : records) last[{record.topic, record.partition}] = &record;
+  return last;
+}
+
+}  // namespace
+
+absl::Status Consumer::Commit(const std::vector<Record>& records) {
+  for (const auto& [partition, record] : LastPerPartition(records)) {
+    RETURN_IF_ERROR(Commit(*record));
+  }
+  return absl::OkStatus();
+}
+
 namespace {
 
 // Partitions are assigned and revoked from inside `consume()` — on the
@@ -27,9 +61,16 @@ class PollThreadRebalance final : public RdKafka::RebalanceCb {
       LogInfo("kafka partitions assigned", {{"partitions", std::to_string(partitions.size())}});
     } else {
       consumer->unassign();
+      ++revocations_;
       LogInfo("kafka partitions revoked", {{"partitions", std::to_string(partitions.size())}});
     }
   }
+  // How many times partitions were revoked (read on the polling thread,
+  // which is the one the callback runs on).
+  int64_t revocations() const { return revocations_; }
+
+ private:
+  int64_t revocations_ = 0;
 };
 
 class KafkaConsumer final : public Consumer {
@@ -73,10 +114,34 @@ class KafkaConsumer final : public Consumer {
     return record;
   }
 
-  absl::Status Commit(const Record& record) override {
-    std::unique_ptr<RdKafka::TopicPartition> position(
-        RdKafka::TopicPartition::create(record.topic, record.partition, record.offset + 1));
-    std::vector<RdKafka::TopicPartition*> offsets = {position.get()};
+  std::vector<Record> PollBatch(absl::Duration timeout, size_t max_records) override {
+    std::vector<Record> batch;
+    int64_t revocations = rebalance_->revocations();
+    while (batch.size() < max_records) {
+      std::optional<Record> record = Poll(batch.empty() ? timeout : absl::ZeroDuration());
+      // The eager protocol revokes every partition at once: what was
+      // gathered before belongs to the old assignment.
+      if (rebalance_->revocations() != revocations) {
+        revocations = rebalance_->revocations();
+        batch.clear();
+      }
+      if (!record.has_value()) break;
+      batch.push_back(std::move(*record));
+    }
+    return batch;
+  }
+
+  absl::Status Commit(const Record& record) override { return Commit(std::vector<Record>{record}); }
+
+  absl::Status Commit(const std::vector<Record>& records) override {
+    if (records.empty()) return absl::OkStatus();
+    std::vector<std::unique_ptr<RdKafka::TopicPartition>> positions;
+    std::vector<RdKafka::TopicPartition*> offsets;
+    for (const auto& [partition, record] : LastPerPartition(records)) {
+      positions.emplace_back(
+          RdKafka::TopicPartition::create(record->topic, record->partition, record->offset + 1));
+      offsets.push_back(positions.back().get());
+    }
     const RdKafka::ErrorCode code = consumer_->commitSync(offsets);
     if (code != RdKafka::ERR_NO_ERROR) {
       return absl::UnavailableError(absl::StrCat("kafka commit: ", RdKafka::err2str(code)));

@@ -24,8 +24,20 @@ class Consumer {
   // none arrived; logs and skips transient consumer errors.
   virtual std::optional<Record> Poll(absl::Duration timeout) = 0;
 
+  // Waits up to `timeout` for a first record, then takes those already
+  // fetched, up to `max_records` in all, in consumption order. Records of a
+  // partition revoked while the batch was gathered are dropped (they are
+  // not the caller's any more; their next owner consumes them from the
+  // committed offset). The default polls one at a time.
+  virtual std::vector<Record> PollBatch(absl::Duration timeout, size_t max_records);
+
   // Commits everything up to and including `record` on its partition.
   virtual absl::Status Commit(const Record& record) = 0;
+
+  // Commits, for each partition in `records`, everything up to and
+  // including its last record there: one commit for a batch. The default
+  // commits partition by partition.
+  virtual absl::Status Commit(const std::vector<Record>& records);
 
   // Leaves the group cleanly (commits nothing further).
   virtual void Close() = 0;
