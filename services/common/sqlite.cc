@@ -1,7 +1,12 @@
 // The SQLite backend of sql.h.
 #include <sqlite3.h>
 
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
 #include <utility>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_replace.h"
@@ -20,10 +25,45 @@ absl::Status ErrorFrom(sqlite3* db, int rc, std::string_view what) {
   return absl::InternalError(text);
 }
 
+// Prepared statements kept for reuse, per SQL text: parsing and planning a
+// statement costs more than running most of ours, and the same few run for
+// every event. A statement goes back here, reset, when its `Statement` is
+// destroyed. Used under the owning database's lock, like the connection.
+class StatementCache {
+ public:
+  ~StatementCache() {
+    for (auto& [sql, statements] : free_) {
+      for (sqlite3_stmt* stmt : statements) sqlite3_finalize(stmt);
+    }
+  }
+  sqlite3_stmt* Take(std::string_view sql) {
+    auto it = free_.find(sql);
+    if (it == free_.end() || it->second.empty()) return nullptr;
+    sqlite3_stmt* stmt = it->second.back();
+    it->second.pop_back();
+    return stmt;
+  }
+  void Give(sqlite3_stmt* stmt) {
+    sqlite3_reset(stmt);
+    sqlite3_clear_bindings(stmt);
+    std::vector<sqlite3_stmt*>& statements = free_[sqlite3_sql(stmt)];
+    // More than a few of one text at once means nesting, not reuse.
+    if (statements.size() >= 4) {
+      sqlite3_finalize(stmt);
+      return;
+    }
+    statements.push_back(stmt);
+  }
+
+ private:
+  std::map<std::string, std::vector<sqlite3_stmt*>, std::less<>> free_;
+};
+
 class SqliteStatement final : public StatementImpl {
  public:
-  SqliteStatement(sqlite3* db, sqlite3_stmt* stmt) : db_(db), stmt_(stmt) {}
-  ~SqliteStatement() override { sqlite3_finalize(stmt_); }
+  SqliteStatement(sqlite3* db, sqlite3_stmt* stmt, StatementCache* cache)
+      : db_(db), stmt_(stmt), cache_(cache) {}
+  ~SqliteStatement() override { cache_->Give(stmt_); }
 
   void Bind(int index, int64_t value) override { sqlite3_bind_int64(stmt_, index, value); }
   void Bind(int index, std::string_view text) override {
@@ -66,12 +106,16 @@ class SqliteStatement final : public StatementImpl {
  private:
   sqlite3* db_;
   sqlite3_stmt* stmt_;
+  StatementCache* cache_;
 };
 
 class SqliteDatabase final : public Database {
  public:
   explicit SqliteDatabase(sqlite3* db) : db_(db) {}
-  ~SqliteDatabase() override { sqlite3_close(db_); }
+  ~SqliteDatabase() override {
+    cache_.reset();  // finalizes the cached statements first
+    sqlite3_close(db_);
+  }
 
   Dialect dialect() const override { return Dialect::kSqlite; }
 
@@ -91,16 +135,21 @@ class SqliteDatabase final : public Database {
   }
 
   absl::StatusOr<Statement> Prepare(std::string_view sql) override {
-    sqlite3_stmt* stmt = nullptr;
-    int rc = sqlite3_prepare_v2(db_, sql.data(), static_cast<int>(sql.size()), &stmt, nullptr);
-    if (rc != SQLITE_OK) return ErrorFrom(db_, rc, "prepare");
-    return Statement(std::make_unique<SqliteStatement>(db_, stmt));
+    sqlite3_stmt* stmt = cache_->Take(sql);
+    if (stmt == nullptr) {
+      // Persistent: the statement is expected to be reused.
+      int rc = sqlite3_prepare_v3(db_, sql.data(), static_cast<int>(sql.size()),
+                                  SQLITE_PREPARE_PERSISTENT, &stmt, nullptr);
+      if (rc != SQLITE_OK) return ErrorFrom(db_, rc, "prepare");
+    }
+    return Statement(std::make_unique<SqliteStatement>(db_, stmt, cache_.get()));
   }
 
   absl::Status Begin() override { return Exec("BEGIN IMMEDIATE"); }
 
  private:
   sqlite3* db_;
+  std::unique_ptr<StatementCache> cache_ = std::make_unique<StatementCache>();
 };
 
 }  // namespace
