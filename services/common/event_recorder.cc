@@ -74,9 +74,10 @@ absl::Status MarkPublished(sql::Database& db, const std::string& key) {
 // The most writes one group commit takes.
 constexpr size_t kMaxGroup = 256;
 
-bool HasOwnFile(const std::string& path) {
-  return !path.empty() && path != ":memory:" && !path.starts_with("file:") &&
-         !sql::IsPostgresTarget(path);
+// Whether a second connection sees the same ledger: a SQLite file or a
+// PostgreSQL database, not an in-memory SQLite database.
+bool CanOpenTwice(const std::string& path) {
+  return !path.empty() && path != ":memory:" && !path.starts_with("file:");
 }
 
 absl::Status NotDurable(const absl::Status& cause) {
@@ -95,7 +96,7 @@ absl::StatusOr<std::unique_ptr<EventRecorder>> EventRecorder::Create(const std::
   // A shared PostgreSQL ledger may be in use by other instances.
   RETURN_IF_ERROR(sql::CreateSchema(*db, kSchema));
   std::unique_ptr<sql::Database> reader;
-  if (HasOwnFile(ledger_path)) {
+  if (CanOpenTwice(ledger_path)) {
     ASSIGN_OR_RETURN(reader, sql::Database::Open(ledger_path));
   }
   const bool shared = sql::IsPostgresTarget(ledger_path);

@@ -240,10 +240,9 @@ class EventRecorder {
   bool drain_stop_ = false;
   std::thread drainer_;
   std::unique_ptr<sql::Database> db_;
-  // A second connection to a SQLite ledger file, for the idempotency check
-  // that opens each call, so that it does not wait for a group commit's
-  // fsync (WAL readers run beside the writer). Null for PostgreSQL and
-  // in-memory ledgers.
+  // A second connection to the ledger, for the idempotency check that opens
+  // each call, so that it does not wait for a group commit's fsync (SQLite's
+  // WAL readers run beside the writer). Null for an in-memory ledger.
   std::mutex reader_mu_;
   std::unique_ptr<sql::Database> reader_;  // guarded by reader_mu_
   // The ledger is shared with other instances (PostgreSQL): a race with

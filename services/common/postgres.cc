@@ -1,8 +1,10 @@
 // The PostgreSQL backend of sql.h, over libpq.
 //
-// Statements run with `PQexecParams` (the extended protocol, so parameters
-// never mix with the SQL text): text parameters, except blobs which go in
-// binary; text results, bytea decoded with `PQunescapeBytea`.
+// Statements are prepared on the server once per connection and SQL text
+// (`PQprepare`, named "cb1", "cb2", …) and run with `PQexecPrepared`: the
+// extended protocol, so parameters never mix with the SQL text, and the
+// server parses and plans each text once. Text parameters, except blobs
+// which go in binary; text results, bytea decoded with `PQunescapeBytea`.
 //
 // A lost connection is reconnected before the next statement. If it was lost
 // inside a transaction, every statement up to the `COMMIT` or `ROLLBACK`
@@ -11,6 +13,8 @@
 #include <libpq-fe.h>
 
 #include <cstdlib>
+#include <map>
+#include <string>
 #include <optional>
 #include <utility>
 #include <vector>
@@ -168,9 +172,10 @@ class PostgresDatabase final : public Database {
       pointers.push_back(value.has_value() ? value->data() : nullptr);
       lengths.push_back(value.has_value() ? static_cast<int>(value->size()) : 0);
     }
-    Result result(PQexecParams(conn_, sql.c_str(), static_cast<int>(values.size()), nullptr,
-                               pointers.data(), lengths.data(), formats.data(),
-                               /*resultFormat=*/0));
+    ASSIGN_OR_RETURN(const std::string* name, PreparedName(sql));
+    Result result(PQexecPrepared(conn_, name->c_str(), static_cast<int>(values.size()),
+                                 pointers.data(), lengths.data(), formats.data(),
+                                 /*resultFormat=*/0));
     const ExecStatusType status = PQresultStatus(result.get());
     if (status != PGRES_COMMAND_OK && status != PGRES_TUPLES_OK) {
       absl::Status error = StatusFromResult(result.get(), conn_, "statement");
@@ -181,6 +186,20 @@ class PostgresDatabase final : public Database {
   }
 
  private:
+  // The server-side name of `sql`, preparing it on first use.
+  absl::StatusOr<const std::string*> PreparedName(const std::string& sql) {
+    auto it = prepared_.find(sql);
+    if (it != prepared_.end()) return &it->second;
+    std::string name = absl::StrCat("cb", prepared_.size() + 1);
+    Result result(PQprepare(conn_, name.c_str(), sql.c_str(), 0, nullptr));
+    if (PQresultStatus(result.get()) != PGRES_COMMAND_OK) {
+      absl::Status error = StatusFromResult(result.get(), conn_, "prepare");
+      NoteFailure();
+      return error;
+    }
+    return &prepared_.emplace(sql, std::move(name)).first->second;
+  }
+
   // Reconnects a lost connection; refuses inside a transaction it lost.
   absl::Status Usable(const char* what) {
     if (lost_transaction_) {
@@ -189,6 +208,7 @@ class PostgresDatabase final : public Database {
     }
     if (PQstatus(conn_) == CONNECTION_OK) return absl::OkStatus();
     PQreset(conn_);
+    prepared_.clear();  // a new session has none
     if (PQstatus(conn_) != CONNECTION_OK) {
       return absl::UnavailableError(
           absl::StrCat("postgresql: cannot reconnect: ",
@@ -201,6 +221,8 @@ class PostgresDatabase final : public Database {
   }
 
   PGconn* conn_;
+  // SQL text → its prepared statement's name on this connection.
+  std::map<std::string, std::string> prepared_;
   bool in_transaction_ = false;
   bool lost_transaction_ = false;
 };
