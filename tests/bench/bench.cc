@@ -100,6 +100,11 @@ struct Options {
   int parties = 2;             // recipients on every case; the first one is read
   std::string build = "build-cc";
   std::string run_dir;
+  // Where the reference vendor system keeps its SQLite file. It stands in
+  // for the vendor's own system, whose durability is not casebridge's cost,
+  // so by default it is on tmpfs (/dev/shm); `--vendor-dir RUN_DIR` puts it
+  // on the same disk as the ledger, fsync'd.
+  std::string vendor_dir;
   std::string run_id;
 };
 
@@ -122,6 +127,7 @@ Options ParseOptions(int argc, char** argv) {
     else if (flag == "--parties") o.parties = std::stoi(value);
     else if (flag == "--build") o.build = value;
     else if (flag == "--run-dir") o.run_dir = value;
+    else if (flag == "--vendor-dir") o.vendor_dir = value;
     else Fail(absl::StrCat("unknown option ", flag));
   }
   if (o.mode != "all" && o.mode != "kafka" && o.mode != "grpc" && o.mode != "gateway" &&
@@ -136,6 +142,7 @@ Options ParseOptions(int argc, char** argv) {
   std::random_device random;
   o.run_id = absl::StrFormat("%08x", random());
   if (o.run_dir.empty()) o.run_dir = absl::StrCat("/tmp/casebridge-bench-", o.run_id);
+  if (o.vendor_dir.empty()) o.vendor_dir = access("/dev/shm", W_OK) == 0 ? "/dev/shm" : o.run_dir;
   return o;
 }
 
@@ -770,9 +777,9 @@ GatewayResult RunGateway(const Options& o) {
       R"({"municipality": "0751",
   "server": {"listenAddress": "127.0.0.1:0", "insecureDevelopmentMode": true, "portFile": "%s"},
   %s, "canonicalTopic": "%s",
-  "adapter": {"reference": {"databasePath": "%s/jobcentre-system.db"}},
+  "adapter": {"reference": {"databasePath": "%s/jobcentre-system-%s.db"}},
   "ledgerPath": "%s/jobcentre-ledger.db", "pseudonym": {"keyFile": "%s/pseudonym.key"}})",
-      jobcentre.PortFile(), kafka, canonical, dir, dir, dir));
+      jobcentre.PortFile(), kafka, canonical, o.vendor_dir, o.run_id, dir, dir));
   std::vector<Service*> services = {&jobcentre, &coordination};
   out.services["jobcentre"]["ready_ms"] = jobcentre_ready_ms;
   out.services["coordination"]["ready_ms"] = coordination_ready_ms;
@@ -876,6 +883,11 @@ GatewayResult RunGateway(const Options& o) {
   stubs.clear();
   jobcentre.Stop();
   coordination.Stop();
+  if (o.vendor_dir != dir) {
+    for (const char* suffix : {"", "-wal", "-shm"}) {
+      std::remove(absl::StrCat(o.vendor_dir, "/jobcentre-system-", o.run_id, ".db", suffix).c_str());
+    }
+  }
   return out;
 }
 
