@@ -96,11 +96,11 @@ void DeliveryProcessor::Run() {
     if (!RetryUntilDone("delivering case events failed", [&] { return ProcessBatch(batch); })) {
       return;  // stopped: the records are consumed again on the next start
     }
-    // A failed commit only means the records come again, and `Apply`
-    // recognises them; so log and go on.
-    if (absl::Status status = consumer_.Commit(batch); !status.ok()) {
-      LogWarning("kafka commit failed", {{"error", std::string(status.message())}});
-    }
+    // Asynchronous: everything the batch caused is durable (stored,
+    // published, marked), so a commit lost to a crash or a rebalance only
+    // means records consumed again, which `Apply` recognises and which
+    // publish nothing twice.
+    consumer_.CommitAsync(batch);
   }
 }
 

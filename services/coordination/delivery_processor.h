@@ -7,13 +7,14 @@
 //   and record the derived events → `CoordinationStore::Apply` (one
 //   transaction) → publish every pending delivery to its recipient's topic →
 //   wait until all are durable → `MarkPublished` → wake `Subscribe` streams →
-//   commit the record's offset (synchronously, before the next poll)
+//   commit the offset
 //
 // in batches: a poll takes up to `max_poll_records` records already fetched;
 // a run of ordinary events (nothing the case rules derive from, nothing to
 // dead-letter) is applied in one transaction, its deliveries are published
 // together and waited for once, marked in one transaction, and the batch is
-// committed with one offset commit. Everything else in the batch goes
+// committed with one asynchronous offset commit (what a lost commit costs
+// is records consumed again, which yield nothing new). Everything else in the batch goes
 // through the steps above alone, in its place, so order is kept.
 //
 // One municipality per instance. Every coordination instance consumes the
@@ -40,7 +41,8 @@
 //
 // Replicas (a PostgreSQL store shared by several instances in one consumer
 // group): the group gives each canonical partition, and so each case, to one
-// instance at a time, and the loop commits a batch before it polls again;
+// instance at a time, and the loop finishes a batch (stored, published,
+// marked, its commit sent) before it polls again;
 // the consumer's rebalance callback runs inside `Poll` (kafka/consumer.cc),
 // so a rebalance hands a partition over between batches (records gathered
 // before a revocation in the same `PollBatch` are dropped, not handled). Pending deliveries

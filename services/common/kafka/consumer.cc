@@ -42,6 +42,12 @@ absl::Status Consumer::Commit(const std::vector<Record>& records) {
   return absl::OkStatus();
 }
 
+void Consumer::CommitAsync(const std::vector<Record>& records) {
+  if (absl::Status status = Commit(records); !status.ok()) {
+    LogWarning("kafka commit failed", {{"error", std::string(status.message())}});
+  }
+}
+
 namespace {
 
 // Partitions are assigned and revoked from inside `consume()` — on the
@@ -71,6 +77,20 @@ class PollThreadRebalance final : public RdKafka::RebalanceCb {
 
  private:
   int64_t revocations_ = 0;
+};
+
+// The offsets to commit for `records`: after the last record of each
+// partition.
+struct Offsets {
+  explicit Offsets(const std::vector<Record>& records) {
+    for (const auto& [partition, record] : LastPerPartition(records)) {
+      owned.emplace_back(
+          RdKafka::TopicPartition::create(record->topic, record->partition, record->offset + 1));
+      list.push_back(owned.back().get());
+    }
+  }
+  std::vector<std::unique_ptr<RdKafka::TopicPartition>> owned;
+  std::vector<RdKafka::TopicPartition*> list;
 };
 
 class KafkaConsumer final : public Consumer {
@@ -135,18 +155,22 @@ class KafkaConsumer final : public Consumer {
 
   absl::Status Commit(const std::vector<Record>& records) override {
     if (records.empty()) return absl::OkStatus();
-    std::vector<std::unique_ptr<RdKafka::TopicPartition>> positions;
-    std::vector<RdKafka::TopicPartition*> offsets;
-    for (const auto& [partition, record] : LastPerPartition(records)) {
-      positions.emplace_back(
-          RdKafka::TopicPartition::create(record->topic, record->partition, record->offset + 1));
-      offsets.push_back(positions.back().get());
-    }
-    const RdKafka::ErrorCode code = consumer_->commitSync(offsets);
+    Offsets offsets(records);
+    const RdKafka::ErrorCode code = consumer_->commitSync(offsets.list);
     if (code != RdKafka::ERR_NO_ERROR) {
       return absl::UnavailableError(absl::StrCat("kafka commit: ", RdKafka::err2str(code)));
     }
     return absl::OkStatus();
+  }
+
+  void CommitAsync(const std::vector<Record>& records) override {
+    if (records.empty()) return;
+    Offsets offsets(records);
+    // librdkafka copies the list; the outcome is not waited for.
+    if (const RdKafka::ErrorCode code = consumer_->commitAsync(offsets.list);
+        code != RdKafka::ERR_NO_ERROR) {
+      LogWarning("kafka commit failed", {{"error", RdKafka::err2str(code)}});
+    }
   }
 
   void Close() override {

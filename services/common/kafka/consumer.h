@@ -39,6 +39,12 @@ class Consumer {
   // commits partition by partition.
   virtual absl::Status Commit(const std::vector<Record>& records);
 
+  // Like `Commit(records)`, but does not wait for the broker: for callers
+  // whose effects are idempotent, so that a commit lost in a crash or a
+  // rebalance only means records consumed again. Failures are logged. The
+  // default commits synchronously.
+  virtual void CommitAsync(const std::vector<Record>& records);
+
   // Leaves the group cleanly (commits nothing further).
   virtual void Close() = 0;
 };
