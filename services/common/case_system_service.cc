@@ -399,4 +399,70 @@ absl::Status CaseSystemCore::Authorize(const grpc::ServerContext& context, Acces
       access == Access::kRecord ? "recorders" : "readers or authorization.recorders", ")"));
 }
 
+absl::Status CaseSystemCore::Import(
+    const std::function<bool(casebridge::recording::v1::ImportRequest*)>& read,
+    const std::function<bool(const casebridge::recording::v1::ImportResult&)>& write,
+    absl::Time deadline, BulkImportOptions options) {
+  using casebridge::recording::v1::ImportRequest;
+  BulkImportCalls calls;
+  calls.read = read;
+  calls.write = write;
+  calls.case_of = [this](const ImportRequest& request) -> std::string {
+    const casebridge::recording::v1::RecordContext* context = nullptr;
+    switch (request.request_case()) {
+      case ImportRequest::kRecordDecision:
+        context = &request.record_decision().context();
+        break;
+      case ImportRequest::kBookAppointment:
+        context = &request.book_appointment().context();
+        break;
+      case ImportRequest::kRescheduleAppointment:
+        context = &request.reschedule_appointment().context();
+        break;
+      case ImportRequest::kCancelAppointment:
+        context = &request.cancel_appointment().context();
+        break;
+      case ImportRequest::kRecordAttendance:
+        context = &request.record_attendance().context();
+        break;
+      case ImportRequest::kRecordReferralStep:
+        context = &request.record_referral_step().context();
+        break;
+      case ImportRequest::kCancelEvent:
+        context = &request.cancel_event().context();
+        break;
+      case ImportRequest::REQUEST_NOT_SET:
+        return std::string();
+    }
+    absl::StatusOr<ResolvedCase> resolved =
+        ResolveCase(context->case_ref(), municipality_, pseudonymizer_, "context.case_ref");
+    return resolved.ok() ? resolved->subject : std::string();
+  };
+  calls.record = [this, deadline](const ImportRequest& request) -> absl::StatusOr<RecordResponse> {
+    switch (request.request_case()) {
+      case ImportRequest::kRecordDecision:
+        return RecordDecision(request.record_decision(), deadline);
+      case ImportRequest::kBookAppointment:
+        return BookAppointment(request.book_appointment(), deadline);
+      case ImportRequest::kRescheduleAppointment:
+        return RescheduleAppointment(request.reschedule_appointment(), deadline);
+      case ImportRequest::kCancelAppointment:
+        return CancelAppointment(request.cancel_appointment(), deadline);
+      case ImportRequest::kRecordAttendance:
+        return RecordAttendance(request.record_attendance(), deadline);
+      case ImportRequest::kRecordReferralStep:
+        return RecordReferralStep(request.record_referral_step(), deadline);
+      case ImportRequest::kCancelEvent:
+        return CancelEvent(request.cancel_event(), deadline);
+      case ImportRequest::REQUEST_NOT_SET:
+        break;
+    }
+    return absl::InvalidArgumentError("request: required (one of record_decision, "
+                                      "book_appointment, reschedule_appointment, "
+                                      "cancel_appointment, record_attendance, "
+                                      "record_referral_step, cancel_event)");
+  };
+  return RunBulkImport(calls, options);
+}
+
 }  // namespace casebridge

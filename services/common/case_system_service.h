@@ -18,6 +18,7 @@
 #pragma once
 
 #include <grpcpp/grpcpp.h>
+#include <grpcpp/support/sync_stream.h>
 
 #include <functional>
 #include <map>
@@ -30,6 +31,7 @@
 #include "casebridge/events/v1/case_event.pb.h"
 #include "casebridge/recording/v1/recording.pb.h"
 #include "casebridge/config/v1/config.pb.h"
+#include "services/common/bulk_import.h"
 #include "services/common/clock.h"
 #include "services/common/event_recorder.h"
 #include "services/common/grpc_status.h"
@@ -119,6 +121,15 @@ class CaseSystemCore {
       const casebridge::recording::v1::CancelEventRequest& request, absl::Time deadline);
   absl::StatusOr<casebridge::recording::v1::ListCaseEventsResponse> ListCaseEvents(
       const casebridge::recording::v1::ListCaseEventsRequest& request);
+
+  // A bulk import (`RunBulkImport`): each request recorded by the method
+  // above it names, requests of one case in stream order, results in
+  // request order through `write`. `read` yields the next request, false at
+  // the end of the stream; `write` returns false if the client is gone.
+  absl::Status Import(
+      const std::function<bool(casebridge::recording::v1::ImportRequest*)>& read,
+      const std::function<bool(const casebridge::recording::v1::ImportResult&)>& write,
+      absl::Time deadline, BulkImportOptions options = {});
 
  private:
   // Calls the adapter (with the resolved citizen and the call's options)
@@ -235,6 +246,24 @@ class CaseSystemServiceImpl final : public ServiceT::Service {
       return ToGrpcStatus(allowed);
     }
     return Answer(core_.CancelEvent(*request, CallerDeadline(context)), response);
+  }
+  grpc::Status Import(grpc::ServerContext* context,
+                      grpc::ServerReaderWriter<casebridge::recording::v1::ImportResult,
+                                               casebridge::recording::v1::ImportRequest>* stream)
+      override {
+    if (absl::Status allowed = core_.Authorize(*context, CaseSystemCore::Access::kRecord);
+        !allowed.ok()) {
+      return ToGrpcStatus(allowed);
+    }
+    // One thread reads while another writes: gRPC allows one of each.
+    return ToGrpcStatus(core_.Import(
+        [stream](casebridge::recording::v1::ImportRequest* request) {
+          return stream->Read(request);
+        },
+        [stream](const casebridge::recording::v1::ImportResult& result) {
+          return stream->Write(result);
+        },
+        CallerDeadline(context)));
   }
   grpc::Status ListCaseEvents(
       grpc::ServerContext* context,

@@ -131,7 +131,7 @@ Options ParseOptions(int argc, char** argv) {
     else Fail(absl::StrCat("unknown option ", flag));
   }
   if (o.mode != "all" && o.mode != "kafka" && o.mode != "grpc" && o.mode != "gateway" &&
-      o.mode != "disk") {
+      o.mode != "disk" && o.mode != "import") {
     Fail(absl::StrCat("unknown mode ", o.mode));
   }
   if (o.mode != "grpc" && o.mode != "disk" && o.bootstrap.empty()) Fail("--bootstrap HOST:PORT is required");
@@ -893,6 +893,124 @@ GatewayResult RunGateway(const Options& o) {
 
 // -------------------------------------------------------------------- table --
 
+// ------------------------------------------------------------------- import --
+
+// Issue 6's bulk import: `--events` decisions over `--cases` cases streamed
+// through the job centre's `Import` in one call, then the canonical topic
+// read back: every event once, every case's events in sequence order.
+// Returns 0 when the import completed in order.
+int RunImport(const Options& o) {
+  const std::string dir = o.run_dir;
+  if (std::system(absl::StrCat("mkdir -p '", dir, "'").c_str()) != 0) Fail("cannot create run dir");
+  std::string key;
+  {
+    std::random_device random;
+    for (int i = 0; i < 8; ++i) absl::StrAppendFormat(&key, "%08x", random());
+  }
+  WriteFile(absl::StrCat(dir, "/pseudonym.key"), key);
+  const std::string canonical = absl::StrCat("bench-import-", o.run_id, ".case-events");
+  const std::string kafka_json =
+      absl::StrFormat(R"("kafka": {"bootstrapServers": "%s", "createTopics": true})", o.bootstrap);
+  Service jobcentre("jobcentre", absl::StrCat(o.build, "/services/jobcentre/casebridge-jobcentre"), dir);
+  jobcentre.Start(absl::StrFormat(
+      R"({"municipality": "0751",
+  "server": {"listenAddress": "127.0.0.1:0", "insecureDevelopmentMode": true, "portFile": "%s"},
+  %s, "canonicalTopic": "%s",
+  "adapter": {"reference": {"databasePath": "%s/jobcentre-system-%s.db"}},
+  "ledgerPath": "%s/jobcentre-ledger.db", "pseudonym": {"keyFile": "%s/pseudonym.key"}})",
+      jobcentre.PortFile(), kafka_json, canonical, o.vendor_dir, o.run_id, dir, dir));
+  auto stub = jobcentre_pb::JobCentreService::NewStub(grpc::CreateChannel(
+      absl::StrCat("127.0.0.1:", jobcentre.port()), grpc::InsecureChannelCredentials()));
+
+  const ProcStat cpu_before = ReadProc(jobcentre.pid());
+  grpc::ClientContext context;
+  auto stream = stub->Import(&context);
+  const int64_t started = NowNs();
+  std::thread writer([&] {
+    for (int64_t i = 0; i < o.events; ++i) {
+      recording_pb::ImportRequest request;
+      *request.mutable_record_decision() = DecisionRequest(
+          absl::StrCat("bench-", o.run_id, "-import-", i), static_cast<int>(i % o.cases));
+      if (!stream->Write(request)) return;
+    }
+    stream->WritesDone();
+  });
+  int64_t results = 0, out_of_order = 0;
+  double peak_rss = 0;
+  std::unordered_map<std::string, uint64_t> last_sequence;
+  recording_pb::ImportResult result;
+  while (stream->Read(&result)) {
+    if (result.index() != static_cast<uint64_t>(results)) ++out_of_order;
+    uint64_t& last = last_sequence[result.response().subject()];
+    if (result.response().sequence() != last + 1) ++out_of_order;
+    last = result.response().sequence();
+    ++results;
+    if (results % std::max<int64_t>(1, o.events / 20) == 0) {
+      const ProcStat now = ReadProc(jobcentre.pid());
+      peak_rss = std::max(peak_rss, now.hwm_mib);
+      std::cerr << absl::StrFormat("bench: import %d/%d (%.0f/s, RSS %.1f MiB)\n", results,
+                                   o.events, results / (static_cast<double>(NowNs() - started) / 1e9),
+                                   now.rss_mib);
+    }
+  }
+  writer.join();
+  const grpc::Status status = stream->Finish();
+  const double seconds = static_cast<double>(NowNs() - started) / 1e9;
+  const ProcStat cpu_after = ReadProc(jobcentre.pid());
+  peak_rss = std::max(peak_rss, cpu_after.hwm_mib);
+  if (!status.ok()) std::cerr << "bench: import ended with " << status.error_message() << "\n";
+
+  // Read the canonical topic back.
+  std::cerr << "bench: reading " << canonical << " back\n";
+  auto consumer = kafka::NewKafkaConsumer(KafkaConfigFor(o), absl::StrCat("bench-import-", o.run_id),
+                                          {canonical});
+  if (!consumer.ok()) Fail(std::string(consumer.status().message()));
+  std::unordered_map<std::string, uint64_t> topic_sequence;
+  int64_t on_topic = 0, topic_out_of_order = 0, repeats = 0;
+  int64_t last_progress = NowNs();
+  while (on_topic + repeats < o.events && NowNs() - last_progress < 30'000'000'000) {
+    std::vector<kafka::Record> batch = (*consumer)->PollBatch(absl::Milliseconds(200), 10000);
+    if (batch.empty()) continue;
+    last_progress = NowNs();
+    for (const kafka::Record& record : batch) {
+      absl::StatusOr<events_pb::CaseEvent> event = kafka::DecodeCaseEventRecord(record);
+      if (!event.ok()) continue;
+      uint64_t& last = topic_sequence[event->subject()];
+      if (event->sequence() <= last) {
+        ++repeats;  // a second copy (allowed: same id, same sequence)
+      } else {
+        if (event->sequence() != last + 1) ++topic_out_of_order;
+        last = event->sequence();
+        ++on_topic;
+      }
+    }
+  }
+  (*consumer)->Close();
+  jobcentre.Stop();
+  for (const char* suffix : {"", "-wal", "-shm"}) {
+    std::remove(absl::StrCat(o.vendor_dir, "/jobcentre-system-", o.run_id, ".db", suffix).c_str());
+  }
+  const double cpu_s = cpu_after.cpu_s - cpu_before.cpu_s;
+  const bool in_order = status.ok() && results == o.events && out_of_order == 0 &&
+                        on_topic == o.events && topic_out_of_order == 0;
+  std::cout << absl::StrFormat(
+      "BENCH {\"mode\":\"import\",\"events\":%d,\"cases\":%d,\"results\":%d,\"seconds\":%.1f,"
+      "\"throughput\":%.1f,\"out_of_order\":%d,\"on_topic\":%d,\"topic_out_of_order\":%d,"
+      "\"topic_repeats\":%d,\"jobcentre_cpu_s\":%.1f,\"jobcentre_rss_peak_mib\":%.1f,\"in_order\":%s}\n",
+      o.events, o.cases, results, seconds, results / seconds, out_of_order, on_topic,
+      topic_out_of_order, repeats, cpu_s, peak_rss, in_order ? "true" : "false");
+  std::cout << absl::StrFormat(
+      "\n== bulk import (issue 6): %d decisions over %d cases in one Import stream\n"
+      "  results %d in %.1f s = %.0f events/s, results out of order %d\n"
+      "  canonical topic: %d events, %d out of sequence, %d second copies\n"
+      "  job centre CPU %.1f s (%.2f ms/event), RSS peak %.1f MiB\n"
+      "  bulk import of %d events in order: %s\n",
+      o.events, o.cases, results, seconds, results / seconds, out_of_order, on_topic,
+      topic_out_of_order, repeats, cpu_s, 1000 * cpu_s / std::max<int64_t>(1, results), peak_rss,
+      o.events, in_order ? "PASS" : "FAIL");
+  return in_order ? 0 : 1;
+}
+
 const Figures* Find(const std::vector<Figures>& all, const std::string& mode, const std::string& phase) {
   for (const Figures& f : all) {
     if (f.mode == mode && f.phase == phase) return &f;
@@ -983,6 +1101,7 @@ void PrintTable(const Options& o, const std::vector<Figures>& all, const Gateway
 
 int Main(int argc, char** argv) {
   const Options o = ParseOptions(argc, argv);
+  if (o.mode == "import") return RunImport(o);
   std::vector<Figures> all;
   GatewayResult gateway;
   if (o.mode == "all" || o.mode == "kafka") {

@@ -11,6 +11,7 @@
 
 #include <chrono>
 #include <functional>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -107,6 +108,9 @@ class Client {
                                    RecordResponse* out) = 0;
   virtual grpc::Status ListCaseEvents(grpc::ClientContext* c, const ListCaseEventsRequest& r,
                                       ListCaseEventsResponse* out) = 0;
+  virtual std::unique_ptr<grpc::ClientReaderWriterInterface<recording::v1::ImportRequest,
+                                                            recording::v1::ImportResult>>
+  Import(grpc::ClientContext* c) = 0;
 };
 
 template <typename ServiceT>
@@ -145,6 +149,11 @@ class StubClient final : public Client {
   grpc::Status ListCaseEvents(grpc::ClientContext* c, const ListCaseEventsRequest& r,
                               ListCaseEventsResponse* out) override {
     return stub_->ListCaseEvents(c, r, out);
+  }
+  std::unique_ptr<grpc::ClientReaderWriterInterface<recording::v1::ImportRequest,
+                                                    recording::v1::ImportResult>>
+  Import(grpc::ClientContext* c) override {
+    return stub_->Import(c);
   }
 
  private:
@@ -929,6 +938,96 @@ TEST_P(CaseSystemServiceTest, RetryAfterAKafkaFailurePublishesTheSameEvent) {
 
 // ---------------------------------------------------------------------------
 // ListCaseEvents
+
+// The bulk import streams every request and its result over one call:
+// results in request order, each case's events numbered in stream order.
+TEST_P(CaseSystemServiceTest, ImportRecordsEveryRequestAndAnswersInRequestOrder) {
+  constexpr int kRequests = 60;
+  const std::string cprs[] = {kCpr, kOtherCpr, "030375-1111"};
+  auto context = Context();
+  auto stream = stub_->Import(context.get());
+  for (int i = 0; i < kRequests; ++i) {
+    recording::v1::ImportRequest request;
+    const std::string key = absl::StrCat("import-", i);
+    if (i % 4 == 3) {
+      *request.mutable_book_appointment() = Booking(key, cprs[i % 3]);
+    } else {
+      *request.mutable_record_decision() = Refusal(key, cprs[i % 3]);
+    }
+    ASSERT_TRUE(stream->Write(request));
+  }
+  ASSERT_TRUE(stream->WritesDone());
+  std::vector<recording::v1::ImportResult> results;
+  recording::v1::ImportResult result;
+  while (stream->Read(&result)) results.push_back(result);
+  ASSERT_THAT(stream->Finish(), GrpcStatusIs(grpc::OK, ""));
+
+  ASSERT_THAT(results, SizeIs(kRequests));
+  std::map<std::string, uint64_t> last_sequence;
+  for (int i = 0; i < kRequests; ++i) {
+    EXPECT_EQ(results[i].index(), static_cast<uint64_t>(i));
+    const RecordResponse& response = results[i].response();
+    EXPECT_EQ(response.event_id(), EventIdFor(Source(), absl::StrCat("import-", i)));
+    EXPECT_EQ(response.subject(), SubjectOf(cprs[i % 3]));
+    EXPECT_FALSE(response.replayed());
+    // A case's events are numbered in the order the stream gave them.
+    EXPECT_EQ(response.sequence(), last_sequence[response.subject()] + 1) << "request " << i;
+    last_sequence[response.subject()] = response.sequence();
+  }
+  // Every event is on the topic once, each case's in sequence order.
+  ASSERT_THAT(publisher_.records(), SizeIs(kRequests));
+  std::map<std::string, uint64_t> on_topic;
+  for (const kafka::Record& record : publisher_.records()) {
+    absl::StatusOr<events::v1::CaseEvent> event = kafka::DecodeCaseEventRecord(record);
+    ASSERT_OK(event);
+    EXPECT_EQ(event->sequence(), on_topic[event->subject()] + 1);
+    on_topic[event->subject()] = event->sequence();
+  }
+}
+
+// The import stops at the first request that fails, with that request's
+// status naming its index and field; the results before it were sent, and
+// the same stream sent again replays them.
+TEST_P(CaseSystemServiceTest, ImportStopsAtTheFirstFailureNamingTheRequest) {
+  std::vector<recording::v1::ImportRequest> requests(6);
+  for (int i = 0; i < 6; ++i) {
+    *requests[i].mutable_record_decision() = Refusal(absl::StrCat("import-", i));
+  }
+  requests[3].mutable_record_decision()->mutable_context()->set_idempotency_key("bad key!");
+  const auto run = [&](std::vector<recording::v1::ImportResult>& results) {
+    auto context = Context();
+    auto stream = stub_->Import(context.get());
+    for (const auto& request : requests) stream->Write(request);
+    stream->WritesDone();
+    recording::v1::ImportResult result;
+    while (stream->Read(&result)) results.push_back(result);
+    return stream->Finish();
+  };
+  std::vector<recording::v1::ImportResult> results;
+  EXPECT_THAT(run(results), GrpcStatusIs(grpc::INVALID_ARGUMENT,
+                                         StartsWith("request 3: context.idempotency_key")));
+  ASSERT_THAT(results, SizeIs(3));
+  for (int i = 0; i < 3; ++i) EXPECT_EQ(results[i].response().sequence(), i + 1u);
+  // One case: nothing after the failed request was recorded.
+  EXPECT_THAT(publisher_.records(), SizeIs(3));
+
+  std::vector<recording::v1::ImportResult> again;
+  EXPECT_THAT(run(again), GrpcStatusIs(grpc::INVALID_ARGUMENT, StartsWith("request 3: ")));
+  ASSERT_THAT(again, SizeIs(3));
+  for (const auto& result : again) EXPECT_TRUE(result.response().replayed());
+  EXPECT_THAT(publisher_.records(), SizeIs(3));
+}
+
+TEST_P(CaseSystemServiceTest, ImportWithoutARequestIsInvalidArgument) {
+  auto context = Context();
+  auto stream = stub_->Import(context.get());
+  stream->Write(recording::v1::ImportRequest());
+  stream->WritesDone();
+  recording::v1::ImportResult result;
+  EXPECT_FALSE(stream->Read(&result));
+  EXPECT_THAT(stream->Finish(),
+              GrpcStatusIs(grpc::INVALID_ARGUMENT, StartsWith("request 0: request: required")));
+}
 
 class ListCaseEventsTest : public CaseSystemServiceTest {
  protected:
