@@ -32,7 +32,8 @@ class Import {
       : calls_(calls),
         lanes_(static_cast<size_t>(std::max(1, options.lanes))),
         window_(static_cast<uint64_t>(std::max(1, options.window))),
-        queues_(lanes_) {}
+        queues_(lanes_),
+        lane_ready_(lanes_) {}
 
   absl::Status Run() {
     std::vector<std::thread> lanes;
@@ -44,7 +45,7 @@ class Import {
       std::lock_guard<std::mutex> lock(mu_);
       closing_ = true;
     }
-    changed_.notify_all();
+    for (std::condition_variable& ready : lane_ready_) ready.notify_all();
     for (std::thread& lane : lanes) lane.join();
     return outcome_;
   }
@@ -54,7 +55,7 @@ class Import {
     while (true) {
       {
         std::unique_lock<std::mutex> lock(mu_);
-        changed_.wait(lock, [this] { return failed_ || read_ - written_ < window_; });
+        window_open_.wait(lock, [this] { return failed_ || read_ - written_ < window_; });
         if (failed_) break;
       }
       Item item;
@@ -65,13 +66,13 @@ class Import {
         item.index = read_++;
         queues_[lane].push_back(std::move(item));
       }
-      changed_.notify_all();
+      lane_ready_[lane].notify_one();
     }
     {
       std::lock_guard<std::mutex> lock(mu_);
       reading_done_ = true;
     }
-    changed_.notify_all();
+    result_ready_.notify_one();
   }
 
   void Lane(size_t lane) {
@@ -80,7 +81,7 @@ class Import {
       Item item;
       {
         std::unique_lock<std::mutex> lock(mu_);
-        changed_.wait(lock, [&] { return closing_ || !queue.empty(); });
+        lane_ready_[lane].wait(lock, [&] { return closing_ || !queue.empty(); });
         if (queue.empty()) return;
         item = std::move(queue.front());
         queue.pop_front();
@@ -89,12 +90,15 @@ class Import {
         if (item.index > stop_after_) continue;
       }
       absl::StatusOr<RecordResponse> result = calls_.record(item.request);
+      bool next_to_write;
       {
         std::lock_guard<std::mutex> lock(mu_);
         if (!result.ok()) stop_after_ = std::min(stop_after_, item.index);
         done_.emplace(item.index, std::move(result));
+        next_to_write = item.index == written_;
       }
-      changed_.notify_all();
+      // Only the result the writer waits for wakes it.
+      if (next_to_write) result_ready_.notify_one();
     }
   }
 
@@ -104,7 +108,7 @@ class Import {
       uint64_t index = 0;
       {
         std::unique_lock<std::mutex> lock(mu_);
-        changed_.wait(lock, [this] {
+        result_ready_.wait(lock, [this] {
           return done_.contains(written_) || (reading_done_ && written_ == read_);
         });
         auto it = done_.find(written_);
@@ -133,7 +137,7 @@ class Import {
           stop_after_ = std::min(stop_after_, index);
         }
       }
-      changed_.notify_all();
+      window_open_.notify_one();
       if (!failure.ok()) return;
     }
   }
@@ -143,8 +147,12 @@ class Import {
   const uint64_t window_;
 
   std::mutex mu_;
-  std::condition_variable changed_;  // any of the fields below changed
   std::vector<std::deque<Item>> queues_;
+  // Each waits on its own condition, so that a change wakes only the thread
+  // it concerns.
+  std::vector<std::condition_variable> lane_ready_;  // a lane's queue got an item, or closing
+  std::condition_variable result_ready_;  // the result to write next arrived, or the end
+  std::condition_variable window_open_;   // a result was written, or the writer failed
   std::map<uint64_t, absl::StatusOr<RecordResponse>> done_;
   uint64_t read_ = 0;     // requests read
   uint64_t written_ = 0;  // results written: the next index to write
