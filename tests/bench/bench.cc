@@ -749,18 +749,47 @@ struct GatewayResult {
   std::map<std::string, std::map<std::string, double>> services;  // name → figure → value
 };
 
+// Writes a fresh pseudonymisation key to DIR/pseudonym.key.
+void WritePseudonymKey(const std::string& dir) {
+  std::string key;
+  std::random_device random;
+  for (int i = 0; i < 8; ++i) absl::StrAppendFormat(&key, "%08x", random());
+  WriteFile(absl::StrCat(dir, "/pseudonym.key"), key);
+}
+
+// The `"kafka": {…}` member of a service config for the bench's broker.
+std::string KafkaJson(const Options& o) {
+  return absl::StrFormat(R"("kafka": {"bootstrapServers": "%s", "createTopics": true})",
+                         o.bootstrap);
+}
+
+// Starts the job centre publishing to `canonical` (ledger in DIR, the
+// vendor stand-in in `--vendor-dir`); returns spawn → ready in ms.
+double StartJobCentre(const Options& o, const std::string& canonical, Service& jobcentre) {
+  const std::string& dir = o.run_dir;
+  return jobcentre.Start(absl::StrFormat(
+      R"({"municipality": "0751",
+  "server": {"listenAddress": "127.0.0.1:0", "insecureDevelopmentMode": true, "portFile": "%s"},
+  %s, "canonicalTopic": "%s",
+  "adapter": {"reference": {"databasePath": "%s/jobcentre-system-%s.db"}},
+  "ledgerPath": "%s/jobcentre-ledger.db", "pseudonym": {"keyFile": "%s/pseudonym.key"}})",
+      jobcentre.PortFile(), KafkaJson(o), canonical, o.vendor_dir, o.run_id, dir, dir));
+}
+
+// Removes the vendor stand-in's files when they are outside the run directory.
+void RemoveVendorFiles(const Options& o) {
+  if (o.vendor_dir == o.run_dir) return;
+  for (const char* suffix : {"", "-wal", "-shm"}) {
+    std::remove(absl::StrCat(o.vendor_dir, "/jobcentre-system-", o.run_id, ".db", suffix).c_str());
+  }
+}
+
 GatewayResult RunGateway(const Options& o) {
   GatewayResult out;
   const std::string dir = o.run_dir;
-  std::string key;
-  {
-    std::random_device random;
-    for (int i = 0; i < 8; ++i) absl::StrAppendFormat(&key, "%08x", random());
-  }
-  WriteFile(absl::StrCat(dir, "/pseudonym.key"), key);
+  WritePseudonymKey(dir);
   const std::string canonical = absl::StrCat("casebridge.case-events.bench", o.run_id, ".v1");
-  const std::string kafka =
-      absl::StrFormat(R"("kafka": {"bootstrapServers": "%s", "createTopics": true})", o.bootstrap);
+  const std::string kafka = KafkaJson(o);
   std::vector<std::string> recipients;
   for (int p = 0; p < o.parties; ++p) {
     recipients.push_back(absl::StrFormat(R"({"id": "%s", "name": "%s"})", Recipient(p), Recipient(p)));
@@ -773,13 +802,7 @@ GatewayResult RunGateway(const Options& o) {
   "municipality": "0751", "storePath": "%s/coordination.db",
   "recipients": [%s], "pseudonym": {"keyFile": "%s/pseudonym.key"}})",
       coordination.PortFile(), kafka, canonical, o.run_id, dir, absl::StrJoin(recipients, ", "), dir));
-  const double jobcentre_ready_ms = jobcentre.Start(absl::StrFormat(
-      R"({"municipality": "0751",
-  "server": {"listenAddress": "127.0.0.1:0", "insecureDevelopmentMode": true, "portFile": "%s"},
-  %s, "canonicalTopic": "%s",
-  "adapter": {"reference": {"databasePath": "%s/jobcentre-system-%s.db"}},
-  "ledgerPath": "%s/jobcentre-ledger.db", "pseudonym": {"keyFile": "%s/pseudonym.key"}})",
-      jobcentre.PortFile(), kafka, canonical, o.vendor_dir, o.run_id, dir, dir));
+  const double jobcentre_ready_ms = StartJobCentre(o, canonical, jobcentre);
   std::vector<Service*> services = {&jobcentre, &coordination};
   out.services["jobcentre"]["ready_ms"] = jobcentre_ready_ms;
   out.services["coordination"]["ready_ms"] = coordination_ready_ms;
@@ -883,11 +906,7 @@ GatewayResult RunGateway(const Options& o) {
   stubs.clear();
   jobcentre.Stop();
   coordination.Stop();
-  if (o.vendor_dir != dir) {
-    for (const char* suffix : {"", "-wal", "-shm"}) {
-      std::remove(absl::StrCat(o.vendor_dir, "/jobcentre-system-", o.run_id, ".db", suffix).c_str());
-    }
-  }
+  RemoveVendorFiles(o);
   return out;
 }
 
@@ -902,23 +921,10 @@ GatewayResult RunGateway(const Options& o) {
 int RunImport(const Options& o) {
   const std::string dir = o.run_dir;
   if (std::system(absl::StrCat("mkdir -p '", dir, "'").c_str()) != 0) Fail("cannot create run dir");
-  std::string key;
-  {
-    std::random_device random;
-    for (int i = 0; i < 8; ++i) absl::StrAppendFormat(&key, "%08x", random());
-  }
-  WriteFile(absl::StrCat(dir, "/pseudonym.key"), key);
+  WritePseudonymKey(dir);
   const std::string canonical = absl::StrCat("bench-import-", o.run_id, ".case-events");
-  const std::string kafka_json =
-      absl::StrFormat(R"("kafka": {"bootstrapServers": "%s", "createTopics": true})", o.bootstrap);
   Service jobcentre("jobcentre", absl::StrCat(o.build, "/services/jobcentre/casebridge-jobcentre"), dir);
-  jobcentre.Start(absl::StrFormat(
-      R"({"municipality": "0751",
-  "server": {"listenAddress": "127.0.0.1:0", "insecureDevelopmentMode": true, "portFile": "%s"},
-  %s, "canonicalTopic": "%s",
-  "adapter": {"reference": {"databasePath": "%s/jobcentre-system-%s.db"}},
-  "ledgerPath": "%s/jobcentre-ledger.db", "pseudonym": {"keyFile": "%s/pseudonym.key"}})",
-      jobcentre.PortFile(), kafka_json, canonical, o.vendor_dir, o.run_id, dir, dir));
+  StartJobCentre(o, canonical, jobcentre);
   auto stub = jobcentre_pb::JobCentreService::NewStub(grpc::CreateChannel(
       absl::StrCat("127.0.0.1:", jobcentre.port()), grpc::InsecureChannelCredentials()));
 
@@ -987,9 +993,7 @@ int RunImport(const Options& o) {
   }
   (*consumer)->Close();
   jobcentre.Stop();
-  for (const char* suffix : {"", "-wal", "-shm"}) {
-    std::remove(absl::StrCat(o.vendor_dir, "/jobcentre-system-", o.run_id, ".db", suffix).c_str());
-  }
+  RemoveVendorFiles(o);
   const double cpu_s = cpu_after.cpu_s - cpu_before.cpu_s;
   const bool in_order = status.ok() && results == o.events && out_of_order == 0 &&
                         on_topic == o.events && topic_out_of_order == 0;
