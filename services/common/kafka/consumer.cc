@@ -51,13 +51,13 @@ void Consumer::CommitAsync(const std::vector<Record>& records) {
 namespace {
 
 // Partitions are assigned and revoked from inside `consume()` — on the
-// thread that polls, between two records — never by librdkafka's own thread
-// while a record is being handled. (Without a rebalance callback librdkafka
-// revokes at once in the background, and the partition's next owner could
-// take up the record in hand: both would handle it.) With the callback,
-// librdkafka rejoins the group only after the unassign here, so the group
-// waits (up to `max.poll.interval.ms`) until the record in hand is done and
-// committed.
+// thread that polls, between two records or batches — never by librdkafka's
+// own thread while records are being handled. (Without a rebalance callback
+// librdkafka revokes at once in the background, and the partition's next
+// owner could take up the records in hand: both would handle them.) With the
+// callback, librdkafka rejoins the group only after the unassign here, so the
+// group waits (up to `max.poll.interval.ms`) until the records in hand are
+// done; `PollBatch` drops what it gathered before a revocation.
 class PollThreadRebalance final : public RdKafka::RebalanceCb {
  public:
   void rebalance_cb(RdKafka::KafkaConsumer* consumer, RdKafka::ErrorCode err,
