@@ -93,6 +93,20 @@ absl::StatusOr<std::unique_ptr<CaseSystemApp>> CaseSystemApp::Start(
   app->service_ = d.new_service(*app->core_);
   ASSIGN_OR_RETURN(app->server_,
                    StartGrpcServer(c.server(), {app->service_.get()}, {d.service_full_name}));
+  ObservabilityOptions observability;
+  observability.service = d.profile.system;
+  observability.readiness_names = {d.service_full_name};
+  observability.publisher = app->publisher_.get();
+  observability.certificates = ConfiguredCertificates(c.server(), c.kafka());
+  ASSIGN_OR_RETURN(app->observability_, Observability::Start(c.observability(), observability,
+                                                             app->server_.server.get()));
+  EventRecorder* recorder = app->recorder_.get();
+  app->outbox_gauge_ = metrics::GaugeCallback(
+      "casebridge_outbox_events", "Events in the ledger Kafka has not confirmed yet.",
+      [recorder] {
+        absl::StatusOr<int64_t> pending = recorder->PendingCount();
+        return pending.ok() ? static_cast<double>(*pending) : -1.0;
+      });
   LogInfo("ready", {{"port", std::to_string(app->server_.port)},
                     {"topic", c.canonical_topic()},
                     {"municipality", c.municipality()}});
@@ -106,6 +120,8 @@ void CaseSystemApp::Shutdown() {
                                    ? FromProto(config_.shutdown_grace_period())
                                    : absl::Seconds(10);
   const absl::Time deadline = absl::Now() + grace;
+  // Probes and load balancers see NOT_SERVING first.
+  if (observability_ != nullptr) observability_->Shutdown();
   if (server_.server != nullptr) {
     // Load balancers see NOT_SERVING; new calls are refused; calls in
     // flight finish (each waits for its own delivery report) or are

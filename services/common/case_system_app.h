@@ -23,6 +23,8 @@
 #include "services/common/event_recorder.h"
 #include "services/common/grpc_server.h"
 #include "services/common/kafka/publisher.h"
+#include "services/common/metrics.h"
+#include "services/common/observability.h"
 #include "services/common/pseudonym.h"
 
 namespace casebridge {
@@ -64,6 +66,9 @@ class CaseSystemApp {
 
   // The port the server listens on.
   int port() const { return server_.port; }
+  // The metrics and probe ports (0 unless `observability` configures them).
+  int metrics_port() const { return observability_->metrics_port(); }
+  int health_port() const { return observability_->health_port(); }
   // The outbox depth: events in the ledger Kafka has not confirmed yet
   // (`EventRecorder::PendingCount`), for metrics.
   absl::StatusOr<int64_t> PendingEvents() { return recorder_->PendingCount(); }
@@ -71,7 +76,7 @@ class CaseSystemApp {
   const casebridge::config::v1::CaseSystemServiceConfig& config() const { return config_; }
 
   // Graceful shutdown within `shutdown_grace_period` (default 10 s): health
-  // turns NOT_SERVING, new calls are refused, in-flight calls finish (each
+  // (readiness and liveness) turns NOT_SERVING, new calls are refused, in-flight calls finish (each
   // waits for its own delivery report; calls still running at the end of
   // the period are cancelled), the background drain stops, and the producer
   // queue is flushed with the time left. Idempotent.
@@ -89,6 +94,9 @@ class CaseSystemApp {
   std::unique_ptr<CaseSystemCore> core_;
   std::unique_ptr<grpc::Service> service_;
   StartedServer server_;
+  // After the server and the recorder: stops reading them first.
+  std::unique_ptr<Observability> observability_;
+  metrics::GaugeCallback outbox_gauge_;
   bool stopped_ = false;
 };
 

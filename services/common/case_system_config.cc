@@ -4,6 +4,7 @@
 
 #include "services/common/grpc_server.h"
 #include "services/common/kafka/kafka_config.h"
+#include "services/common/observability.h"
 #include "services/common/status_macros.h"
 
 namespace casebridge {
@@ -18,6 +19,7 @@ absl::Status ValidateCaseSystemConfig(
   RETURN_IF_ERROR(ValidateServerSecurity(config.server()));
   if (!config.has_kafka()) return absl::InvalidArgumentError("kafka: required");
   RETURN_IF_ERROR(kafka::ValidateKafkaConfig(config.kafka()));
+  RETURN_IF_ERROR(ValidateObservabilityConfig(config.observability()));
   if (config.adapter().vendor_case() ==
       casebridge::config::v1::CaseSystemAdapterConfig::VENDOR_NOT_SET) {
     return absl::InvalidArgumentError(

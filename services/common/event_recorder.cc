@@ -10,6 +10,7 @@
 #include "services/common/event_ids.h"
 #include "services/common/kafka/cloudevents.h"
 #include "services/common/log.h"
+#include "services/common/metrics.h"
 #include "services/common/proto_time.h"
 #include "services/common/status_macros.h"
 
@@ -142,7 +143,8 @@ EventRecorder::EventRecorder(std::unique_ptr<sql::Database> db,
 
 EventRecorder::InFlight EventRecorder::SendLocked(const std::string& key, const CaseEvent& event) {
   in_flight_keys_.insert(key);
-  return InFlight{key, publisher_.Send(kafka::CaseEventRecord(options_.topic, event))};
+  return InFlight{key, publisher_.Send(kafka::CaseEventRecord(options_.topic, event)),
+                  event.type()};
 }
 
 absl::Status EventRecorder::AwaitAndMark(InFlight& record, absl::Status* cause) {
@@ -157,6 +159,7 @@ absl::Status EventRecorder::AwaitAndMark(InFlight& record, absl::Status* cause) 
   if (cause != nullptr) *cause = status;
   absl::Status marked;
   if (status.ok()) {
+    metrics::EventPublished(options_.topic, record.type);
     // The mark joins a group commit, which also clears the in-flight key.
     Writer mark;
     mark.kind = Writer::Kind::kMark;
@@ -428,6 +431,7 @@ void EventRecorder::CommitGroupLocked(const std::vector<Writer*>& group) {
     }
     if (writer->existing.has_value()) continue;
     const CaseEvent& event = *writer->event;
+    metrics::EventRecorded(event.type());
     absl::StatusOr<std::optional<std::string>> earlier =
         FirstPendingLocked(event.subject(), event.sequence() - 1, nullptr);
     if (!earlier.ok()) {

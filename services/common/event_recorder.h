@@ -180,6 +180,7 @@ class EventRecorder {
   struct InFlight {
     std::string key;
     std::future<absl::Status> outcome;
+    std::string type;  // the event's type, for metrics
   };
   // One ledger write (a new event, or a published mark) waiting in
   // `writers_` for its group commit. Defined in the .cc.

@@ -2,6 +2,7 @@
 
 #include <grpcpp/ext/proto_server_reflection_plugin.h>
 #include <grpcpp/health_check_service_interface.h>
+#include <grpcpp/support/server_interceptor.h>
 #include <signal.h>
 
 #include <fstream>
@@ -9,6 +10,8 @@
 #include "absl/strings/str_cat.h"
 #include "descriptor_anchors.h"
 #include "services/common/log.h"
+#include "services/common/metrics.h"
+#include "services/common/status_macros.h"
 #include "services/common/tls_files.h"
 
 namespace casebridge {
@@ -98,6 +101,10 @@ absl::StatusOr<StartedServer> StartGrpcServer(const casebridge::config::v1::Serv
                                        ? config.max_receive_message_bytes()
                                        : 4 * 1024 * 1024);
   for (grpc::Service* service : services) builder.RegisterService(service);
+  // Every RPC counted and timed (grpc_server_* series, services/common/metrics.h).
+  std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> interceptors;
+  interceptors.push_back(metrics::NewServerMetricsInterceptor());
+  builder.experimental().SetInterceptorCreators(std::move(interceptors));
   started.server = builder.BuildAndStart();
   if (started.server == nullptr || started.port == 0) {
     return absl::UnavailableError(absl::StrCat("server.listen_address: cannot listen on ", address));
@@ -113,18 +120,22 @@ absl::StatusOr<StartedServer> StartGrpcServer(const casebridge::config::v1::Serv
         {{"port", std::to_string(started.port)}});
   }
   if (!config.port_file().empty()) {
-    const std::string tmp = config.port_file() + ".tmp";
-    {
-      std::ofstream out(tmp);
-      out << started.port << "\n";
-      if (!out) return absl::InternalError(absl::StrCat("server.port_file: cannot write ", tmp));
-    }
-    if (std::rename(tmp.c_str(), config.port_file().c_str()) != 0) {
-      return absl::InternalError(
-          absl::StrCat("server.port_file: cannot write ", config.port_file()));
-    }
+    RETURN_IF_ERROR(WritePortFile("server.port_file", config.port_file(), started.port));
   }
   return started;
+}
+
+absl::Status WritePortFile(absl::string_view field, const std::string& path, int port) {
+  const std::string tmp = path + ".tmp";
+  {
+    std::ofstream out(tmp);
+    out << port << "\n";
+    if (!out) return absl::InternalError(absl::StrCat(field, ": cannot write ", tmp));
+  }
+  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
+    return absl::InternalError(absl::StrCat(field, ": cannot write ", path));
+  }
+  return absl::OkStatus();
 }
 
 void BlockTerminationSignals() {

@@ -53,6 +53,10 @@ absl::StatusOr<StartedServer> StartGrpcServer(const casebridge::config::v1::Serv
                                               const std::vector<grpc::Service*>& services,
                                               const std::vector<std::string>& health_names = {});
 
+// Writes `port` to `path` (through a temporary file and a rename, so a
+// reader never sees half a number). kInternal naming `field` on failure.
+absl::Status WritePortFile(absl::string_view field, const std::string& path, int port);
+
 // Blocks SIGTERM and SIGINT in the calling thread and every thread it starts
 // afterwards, so that `WaitForTerminationSignal` receives them. Call first in
 // main.

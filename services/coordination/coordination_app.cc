@@ -73,6 +73,38 @@ absl::StatusOr<std::unique_ptr<CoordinationApp>> CoordinationApp::Start(
   ASSIGN_OR_RETURN(app->server_,
                    StartGrpcServer(c.server(), {app->service_.get()},
                                    {v1::CoordinationService::service_full_name()}));
+  ObservabilityOptions observability;
+  observability.service = "coordination";
+  observability.readiness_names = {v1::CoordinationService::service_full_name()};
+  observability.publisher = app->publisher_.get();
+  observability.certificates = ConfiguredCertificates(c.server(), c.kafka());
+  ASSIGN_OR_RETURN(app->observability_, Observability::Start(c.observability(), observability,
+                                                             app->server_.server.get()));
+  EventRecorder* recorder = app->recorder_.get();
+  app->gauges_.emplace_back(
+      "casebridge_outbox_events",
+      "Events in the ledger Kafka has not confirmed yet (role, task, derived and watchdog events).",
+      [recorder] {
+        absl::StatusOr<int64_t> pending = recorder->PendingCount();
+        return pending.ok() ? static_cast<double>(*pending) : -1.0;
+      });
+  metrics::DeclareDeadLetters();
+  kafka::Consumer* consumer = app->consumer_.get();
+  app->gauges_.emplace_back(
+      "casebridge_kafka_consumer_lag_messages",
+      "Records of the canonical topic not consumed yet, per assigned partition.",
+      std::function<std::vector<metrics::Sample>()>([consumer] {
+        std::vector<metrics::Sample> samples;
+        for (const kafka::Consumer::PartitionLag& lag : consumer->Lag()) {
+          samples.push_back(metrics::Sample{
+              {{"topic", lag.topic}, {"partition", std::to_string(lag.partition)}},
+              static_cast<double>(lag.lag)});
+        }
+        return samples;
+      }));
+  CoordinationServiceImpl* service = app->service_.get();
+  app->gauges_.emplace_back("casebridge_subscribe_streams", "Open Subscribe streams.",
+                            [service] { return static_cast<double>(service->OpenStreams()); });
   LogInfo("ready", {{"port", std::to_string(app->server_.port)},
                     {"canonical_topic", c.canonical_topic()},
                     {"audit_topic", c.audit_topic()},
@@ -88,7 +120,9 @@ void CoordinationApp::Shutdown() {
   stopped_ = true;
   // Subscribe streams end first (they would otherwise hold the server), then
   // in-flight unary RPCs finish, then the consume loop stops between records
-  // and the producer queue is flushed.
+  // and the producer queue is flushed. Probes see NOT_SERVING first.
+  if (observability_ != nullptr) observability_->Shutdown();
+  gauges_.clear();  // the consumer closes below
   if (service_ != nullptr) service_->Shutdown();
   if (server_.server != nullptr) {
     server_.server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(5));

@@ -12,6 +12,8 @@
 #include "services/common/grpc_server.h"
 #include "services/common/kafka/consumer.h"
 #include "services/common/kafka/publisher.h"
+#include "services/common/metrics.h"
+#include "services/common/observability.h"
 #include "services/common/pseudonym.h"
 #include "services/coordination/audit_log.h"
 #include "services/coordination/coordination_service.h"
@@ -40,6 +42,9 @@ class CoordinationApp {
 
   // The port the server listens on.
   int port() const { return server_.port; }
+  // The metrics and probe ports (0 unless `observability` configures them).
+  int metrics_port() const { return observability_->metrics_port(); }
+  int health_port() const { return observability_->health_port(); }
   const casebridge::config::v1::CoordinationServiceConfig& config() const { return config_; }
   // The consume loop's counters.
   DeliveryProcessorStats delivery_stats() const { return processor_->stats(); }
@@ -66,6 +71,9 @@ class CoordinationApp {
   std::unique_ptr<WatchdogRunner> watchdogs_;
   std::unique_ptr<CoordinationServiceImpl> service_;
   StartedServer server_;
+  // After everything its gauges read: stops reading them first.
+  std::unique_ptr<Observability> observability_;
+  std::vector<metrics::GaugeCallback> gauges_;
   bool stopped_ = false;
 };
 

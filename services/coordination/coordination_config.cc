@@ -7,6 +7,7 @@
 #include "absl/strings/str_cat.h"
 #include "services/common/grpc_server.h"
 #include "services/common/kafka/kafka_config.h"
+#include "services/common/observability.h"
 #include "services/common/sql.h"
 #include "services/common/status_macros.h"
 #include "services/coordination/audit_log.h"
@@ -99,6 +100,7 @@ absl::Status ValidateCoordinationConfig(const CoordinationServiceConfig& config)
   RETURN_IF_ERROR(ValidateServerSecurity(config.server()));
   if (!config.has_kafka()) return absl::InvalidArgumentError("kafka: required");
   RETURN_IF_ERROR(kafka::ValidateKafkaConfig(config.kafka()));
+  RETURN_IF_ERROR(ValidateObservabilityConfig(config.observability()));
   const std::string& municipality = config.municipality();
   if (municipality.size() != 4 ||
       !std::all_of(municipality.begin(), municipality.end(), absl::ascii_isdigit)) {

@@ -5,6 +5,7 @@
 #include <utility>
 #include <vector>
 
+#include "absl/cleanup/cleanup.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_replace.h"
@@ -493,6 +494,8 @@ grpc::Status CoordinationServiceImpl::Subscribe(grpc::ServerContext* context,
   }
   const std::string caller = casebridge::common::CallerOf(*context).identity;
   uint64_t after = request->after_stream_sequence();
+  ++open_streams_;
+  absl::Cleanup closed = [this] { --open_streams_; };
   while (true) {
     if (notifier_.is_shut_down()) {
       return grpc::Status(grpc::StatusCode::UNAVAILABLE,

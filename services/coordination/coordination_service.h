@@ -57,6 +57,7 @@
 
 #include <grpcpp/grpcpp.h>
 
+#include <atomic>
 #include <functional>
 #include <set>
 #include <string>
@@ -192,6 +193,9 @@ class CoordinationServiceImpl final
   // before `grpc::Server::Shutdown`.
   void Shutdown();
 
+  // `Subscribe` streams open now (casebridge_subscribe_streams).
+  int64_t OpenStreams() const { return open_streams_; }
+
   // CoordinationService::Service:
   grpc::Status AssignRole(grpc::ServerContext* context,
                           const casebridge::coordination::v1::AssignRoleRequest* request,
@@ -232,6 +236,8 @@ class CoordinationServiceImpl final
                             casebridge::coordination::v1::ListConsentsResponse* response) override;
 
  private:
+  std::atomic<int64_t> open_streams_{0};
+
   // What a caller may do on one case.
   struct CaseAccess {
     // The caller's identity ("" for the development superuser).

@@ -11,6 +11,7 @@
 #include "absl/strings/str_cat.h"
 #include "services/common/kafka/cloudevents.h"
 #include "services/common/log.h"
+#include "services/common/metrics.h"
 #include "services/common/status_macros.h"
 #include "services/coordination/derived_events.h"
 
@@ -19,15 +20,17 @@ namespace casebridge::coordination {
 using casebridge::coordination::v1::Delivery;
 using casebridge::events::v1::CaseEvent;
 
+// The `ce_disclosure` header's value and the metrics label.
+const char* DisclosureName(casebridge::coordination::v1::Disclosure disclosure) {
+  return disclosure == casebridge::coordination::v1::DISCLOSURE_FULL ? "full" : "minimal";
+}
+
 kafka::Record DeliveryRecord(const std::string& topic, const Delivery& delivery) {
   kafka::Record record = kafka::CaseEventRecord(topic, delivery.event());
   record.headers.push_back({kRecipientHeader, delivery.recipient()});
   record.headers.push_back(
       {kRecipientSequenceHeader, kafka::FormatSequence(delivery.case_sequence())});
-  record.headers.push_back(
-      {kDisclosureHeader,
-       delivery.disclosure() == casebridge::coordination::v1::DISCLOSURE_FULL ? "full"
-                                                                              : "minimal"});
+  record.headers.push_back({kDisclosureHeader, DisclosureName(delivery.disclosure())});
   return record;
 }
 
@@ -144,6 +147,7 @@ absl::Status DeliveryProcessor::ApplyAndPublish(const std::vector<CaseEvent>& ev
   for (size_t i = 0; i < events.size(); ++i) {
     std::optional<std::vector<Delivery>>& deliveries = (*applied)[i];
     if (deliveries.has_value()) {
+      metrics::EventConsumed(events[i].type());
       fresh.insert(events[i].id());
       for (Delivery& delivery : *deliveries) pending.push_back(std::move(delivery));
       continue;
@@ -199,6 +203,7 @@ absl::Status DeliveryProcessor::Process(const kafka::Record& record) {
     return absl::OkStatus();
   }
   RETURN_IF_ERROR(deliveries.status());
+  metrics::EventConsumed(event->type());
   // This event's deliveries still pending: all of them when just applied;
   // after a crash or a failed publish, those not yet durable.
   ASSIGN_OR_RETURN(std::vector<Delivery> pending, store_.PendingDeliveriesOf(event->id()));
@@ -225,6 +230,7 @@ absl::Status DeliveryProcessor::DeadLetter(const kafka::Record& record,
     return absl::Status(status.code(), absl::StrCat("dead-letter topic: ", status.message()));
   }
   ++dead_lettered_;
+  metrics::DeadLettered();
   return absl::OkStatus();
 }
 
@@ -292,7 +298,7 @@ absl::Status DeliveryProcessor::PublishBatch(const std::vector<Delivery>& pendin
     const auto deadline = std::chrono::steady_clock::now() +
                           absl::ToChronoMilliseconds(options_.delivery_timeout + absl::Seconds(2));
     absl::Status first_error;
-    int64_t published = 0;
+    std::vector<const Delivery*> published;
     const auto outcome_of = [&deadline](std::future<absl::Status>& outcome) {
       return outcome.wait_until(deadline) == std::future_status::ready
                  ? outcome.get()
@@ -309,7 +315,7 @@ absl::Status DeliveryProcessor::PublishBatch(const std::vector<Delivery>& pendin
       }
       if (status.ok()) {
         done.push_back(*delivery);
-        ++published;
+        published.push_back(delivery);
       } else if (first_error.ok()) {
         first_error = absl::Status(
             status.code(), absl::StrCat("publishing to ", delivery->recipient(), ": ",
@@ -319,7 +325,11 @@ absl::Status DeliveryProcessor::PublishBatch(const std::vector<Delivery>& pendin
     // Durable deliveries are marked even when others failed, so a retry does
     // not send them twice.
     RETURN_IF_ERROR(store_.MarkPublished(done));
-    deliveries_published_ += published;
+    deliveries_published_ += static_cast<int64_t>(published.size());
+    for (const Delivery* delivery : published) {
+      metrics::Delivered(delivery->recipient(), delivery->event().type(),
+                         DisclosureName(delivery->disclosure()));
+    }
     if (!done.empty()) notifier_.Notify();
     if (!first_error.ok()) {
       ++publish_failures_;

@@ -6,8 +6,9 @@
 
 namespace casebridge::coordination {
 
-absl::StatusOr<int> RecordDerivedEvents(EventRecorder& recorder, const std::string& subject,
-                                        const std::vector<DerivedEvent>& derived) {
+absl::StatusOr<int> RecordDerivedEvents(
+    EventRecorder& recorder, const std::string& subject, const std::vector<DerivedEvent>& derived,
+    const std::function<void(const casebridge::events::v1::CaseEvent&)>& on_recorded) {
   int recorded = 0;
   for (const DerivedEvent& item : derived) {
     const absl::Status key_status =
@@ -29,7 +30,10 @@ absl::StatusOr<int> RecordDerivedEvents(EventRecorder& recorder, const std::stri
       });
     }
     if (outcome.ok()) {
-      if (!outcome->replayed) ++recorded;
+      if (!outcome->replayed) {
+        ++recorded;
+        if (on_recorded) on_recorded(outcome->event);
+      }
       continue;
     }
     if (absl::IsInvalidArgument(outcome.status()) || absl::IsAlreadyExists(outcome.status())) {

@@ -8,6 +8,7 @@
 // crash, every watchdog run) replays the key and records nothing new.
 #pragma once
 
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -26,10 +27,13 @@ namespace casebridge::coordination {
 // delivery. Any other error (kUnavailable: Kafka did not confirm in time) is
 // returned at once; calling again with the same events is safe.
 //
+// `on_recorded`, if set, is called with each event newly recorded.
+//
 // The idempotency key alone is the request fingerprint: a rule that derives
 // the same situation with slightly different content later (e.g. a newer
 // `since`) replays the first event rather than failing.
 absl::StatusOr<int> RecordDerivedEvents(EventRecorder& recorder, const std::string& subject,
-                                        const std::vector<DerivedEvent>& derived);
+                                        const std::vector<DerivedEvent>& derived,
+    const std::function<void(const casebridge::events::v1::CaseEvent&)>& on_recorded = nullptr);
 
 }  // namespace casebridge::coordination

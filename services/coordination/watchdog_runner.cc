@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "services/common/log.h"
+#include "services/common/metrics.h"
 #include "services/coordination/derived_events.h"
 
 namespace casebridge::coordination {
@@ -67,7 +68,9 @@ absl::StatusOr<int> WatchdogRunner::RunOnce() {
     } else {
       const std::vector<DerivedEvent> alerts =
           check_ ? check_(*history, now) : CheckWatchdogs(*history, now, watchdogs_);
-      count = RecordDerivedEvents(recorder_, subject, alerts);
+      count = RecordDerivedEvents(recorder_, subject, alerts, [](const casebridge::events::v1::CaseEvent& fired) {
+        metrics::WatchdogFired(fired.type());
+      });
     }
     if (count.ok()) {
       recorded += *count;

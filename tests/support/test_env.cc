@@ -94,14 +94,16 @@ std::string UniqueName(const std::string& prefix) {
   return absl::StrCat(prefix, "-", getpid(), "-", counter.fetch_add(1));
 }
 
+// The environment wins; else the trees this test binary was built from
+// (ctest's ENVIRONMENT does not always reach every discovered test).
 std::string SourceDir() {
   const char* dir = std::getenv("CASEBRIDGE_SOURCE_DIR");
-  return dir != nullptr ? dir : ".";
+  return dir != nullptr ? dir : CASEBRIDGE_BUILT_SOURCE_DIR;
 }
 
 std::string BinaryDir() {
   const char* dir = std::getenv("CASEBRIDGE_BINARY_DIR");
-  return dir != nullptr ? dir : ".";
+  return dir != nullptr ? dir : CASEBRIDGE_BUILT_BINARY_DIR;
 }
 
 }  // namespace casebridge::testing

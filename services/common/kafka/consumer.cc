@@ -3,6 +3,8 @@
 #include <librdkafka/rdkafka.h>
 #include <librdkafka/rdkafkacpp.h>
 
+#include <algorithm>
+#include <atomic>
 #include <map>
 #include <utility>
 
@@ -175,16 +177,39 @@ class KafkaConsumer final : public Consumer {
 
   void Close() override {
     if (!closed_) {
-      consumer_->close();
       closed_ = true;
+      consumer_->close();
     }
+  }
+
+  std::vector<PartitionLag> Lag() override {
+    std::vector<PartitionLag> lags;
+    if (closed_) return lags;
+    std::vector<RdKafka::TopicPartition*> partitions;
+    if (consumer_->assignment(partitions) != RdKafka::ERR_NO_ERROR) return lags;
+    if (consumer_->position(partitions) == RdKafka::ERR_NO_ERROR) {
+      for (const RdKafka::TopicPartition* partition : partitions) {
+        if (partition->offset() < 0) continue;  // nothing consumed since assigned
+        int64_t low = 0, high = 0;
+        // The watermarks of the last fetch response: no broker round trip.
+        if (consumer_->get_watermark_offsets(partition->topic(), partition->partition(), &low,
+                                             &high) != RdKafka::ERR_NO_ERROR ||
+            high < 0) {
+          continue;
+        }
+        lags.push_back({partition->topic(), partition->partition(),
+                        std::max<int64_t>(0, high - partition->offset())});
+      }
+    }
+    RdKafka::TopicPartition::destroy(partitions);
+    return lags;
   }
 
  private:
   // Declared first: it must outlive the consumer that calls it.
   std::unique_ptr<PollThreadRebalance> rebalance_;
   std::unique_ptr<RdKafka::KafkaConsumer> consumer_;
-  bool closed_ = false;
+  std::atomic<bool> closed_{false};
 };
 
 }  // namespace

@@ -47,6 +47,17 @@ class Consumer {
 
   // Leaves the group cleanly (commits nothing further).
   virtual void Close() = 0;
+
+  // How far this consumer is behind, per assigned partition: the log end
+  // offset (as of the last fetch) minus the position. Safe to call from
+  // another thread (metrics) until Close(). Partitions not consumed from
+  // yet since their assignment are left out. The default has none.
+  struct PartitionLag {
+    std::string topic;
+    int32_t partition = 0;
+    int64_t lag = 0;
+  };
+  virtual std::vector<PartitionLag> Lag() { return {}; }
 };
 
 // Creates a consumer in `group` subscribed to `topics`, starting from the

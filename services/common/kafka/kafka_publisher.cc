@@ -8,6 +8,7 @@
 #include "absl/strings/str_cat.h"
 #include "services/common/kafka/kafka_config.h"
 #include "services/common/log.h"
+#include "services/common/metrics.h"
 
 namespace casebridge::kafka {
 
@@ -52,6 +53,7 @@ absl::Status StatusFromError(RdKafka::ErrorCode code) {
 class DeliveryReports final : public RdKafka::DeliveryReportCb {
  public:
   void dr_cb(RdKafka::Message& message) override {
+    if (message.err() != RdKafka::ERR_NO_ERROR) metrics::KafkaDeliveryError(message.topic_name());
     auto* promise = static_cast<std::promise<absl::Status>*>(message.msg_opaque());
     if (promise == nullptr) return;
     promise->set_value(StatusFromError(message.err()));
@@ -91,6 +93,7 @@ class KafkaPublisher final : public Publisher {
     // Warm the topics' metadata: otherwise the first record waits for
     // librdkafka's periodic topic scan (about 1 s).
     for (const std::string& name : topics) {
+      metrics::DeclareTopic(name);
       std::unique_ptr<RdKafka::Topic> topic(
           RdKafka::Topic::create(producer_.get(), name, nullptr, error));
       if (topic == nullptr) continue;
@@ -140,6 +143,18 @@ class KafkaPublisher final : public Publisher {
   }
 
   bool Healthy() const override { return !events_->fatal_; }
+
+  absl::Status CheckConnectivity(absl::Duration timeout) override {
+    if (events_->fatal_) return absl::InternalError("kafka: the producer hit a fatal error");
+    RdKafka::Metadata* metadata = nullptr;
+    // Locally known topics only: a broker round trip, nothing more.
+    const RdKafka::ErrorCode code = producer_->metadata(
+        false, nullptr, &metadata, static_cast<int>(absl::ToInt64Milliseconds(timeout)));
+    delete metadata;
+    return code == RdKafka::ERR_NO_ERROR ? absl::OkStatus() : StatusFromError(code);
+  }
+
+  int64_t QueueLength() const override { return producer_->outq_len(); }
 
  private:
   std::unique_ptr<DeliveryReports> reports_;

@@ -36,6 +36,18 @@ class Publisher {
   // True while the publisher believes the broker is reachable (for health
   // checks).
   virtual bool Healthy() const = 0;
+
+  // Asks a broker for metadata, waiting at most `timeout`: OK if one
+  // answered (readiness and `casebridge_kafka_connected`). The default (an
+  // in-memory publisher) is always reachable.
+  virtual absl::Status CheckConnectivity(absl::Duration timeout) {
+    (void)timeout;
+    return absl::OkStatus();
+  }
+
+  // Records waiting in the producer's queue (not yet acknowledged), for
+  // metrics.
+  virtual int64_t QueueLength() const { return 0; }
 };
 
 // Sends `record` and waits for its outcome, at most `timeout` beyond
