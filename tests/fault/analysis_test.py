@@ -13,8 +13,8 @@ CASEWORKER = "casebridge.party.fault-caseworker.v1"
 CITIZEN = "casebridge.party.fault-citizen.v1"
 
 
-def headers(event_id, seq, rseq=None, recipient=None):
-    h = {"ce_id": event_id, "ce_source": f.JOBCENTRE_SOURCE, "ce_subject": "S", "ce_sequence": f"{seq:020d}"}
+def headers(event_id, seq, rseq=None, recipient=None, source=f.JOBCENTRE_SOURCE):
+    h = {"ce_id": event_id, "ce_source": source, "ce_subject": "S", "ce_sequence": f"{seq:020d}"}
     if rseq:
         h.update(ce_recipientseq=f"{rseq:020d}", ce_recipient=recipient)
     return h
@@ -24,9 +24,10 @@ class Fake:
     pass
 
 
-def run(canonical, caseworker, citizen):
+def run(canonical, caseworker, citizen, accepted=None):
     load = Fake()
-    load.accepted = {f"k{i}": dict(event_id=f"e{i}", subject="S", sequence=i, case=0, at=1.0) for i in (1, 2, 3)}
+    load.accepted = accepted or {f"k{i}": dict(event_id=f"e{i}", subject="S", sequence=i, case=0, at=1.0)
+                                 for i in (1, 2, 3)}
     collector = Fake()
     collector.records = collections.defaultdict(list)
     collector.records[f.CANONICAL] = [(0, o, "S", h) for o, h in enumerate(canonical)]
@@ -77,6 +78,31 @@ class AnalyseTest(unittest.TestCase):
                       party("fault-citizen", (1, 1), (2, 2)))
         self.assertEqual(figures["canonical_missing"], 1)
         self.assertEqual(figures["lost"], 2)
+
+    def test_each_case_system_numbers_a_case_by_itself(self):
+        # The job centre's 1, 2 and the social system's 1, 2 interleaved on one case: in order.
+        social = f.source_of("social")
+        accepted = {"j1": dict(event_id="j1", subject="S", sequence=1, case=0, at=1.0),
+                    "s1": dict(event_id="s1", subject="S", sequence=1, case=0, at=1.0, source=social),
+                    "j2": dict(event_id="j2", subject="S", sequence=2, case=0, at=1.0),
+                    "s2": dict(event_id="s2", subject="S", sequence=2, case=0, at=1.0, source=social)}
+        order = [("j1", 1, f.JOBCENTRE_SOURCE), ("s1", 1, social), ("j2", 2, f.JOBCENTRE_SOURCE), ("s2", 2, social)]
+
+        def topics(order):
+            canonical = [headers(i, seq, source=src) for i, seq, src in order]
+            parties = [[headers(i, seq, n, r, src) for n, (i, seq, src) in enumerate(order, 1)]
+                       for r in ("fault-caseworker", "fault-citizen")]
+            return canonical, *parties
+
+        figures = run(*topics(order), accepted=accepted)
+        self.assertEqual({k: v for k, v in figures.items() if v}, {"accepted": 4})
+        # The social system's 2 before its 1: out of order on the canonical topic and both parties.
+        figures = run(*topics([order[0], order[3], order[2], order[1]]), accepted=accepted)
+        self.assertEqual(figures["out_of_order"], 3)
+        # An answer naming another system than the record on the topic is a mismatch.
+        accepted["s2"] = dict(accepted["s2"], source=f.JOBCENTRE_SOURCE)
+        figures = run(*topics(order), accepted=accepted)
+        self.assertEqual(figures["canonical_mismatch"], 1)
 
 
 if __name__ == "__main__":

@@ -2,11 +2,16 @@
 // appointment reach every party on the case — through the canonical topic,
 // the coordination service, each recipient's own topic and the Subscribe
 // stream — and nothing reaches an organisation that is not on the case.
-// kcat, a client no one here wrote, reads the party topic.
+// kcat, a client no one here wrote, reads the party topic. The services'
+// logs of each test are kept and must hold no CPR number.
+#include <fcntl.h>
 #include <grpcpp/grpcpp.h>
+#include <unistd.h>
 
+#include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <iostream>
 #include <map>
 
 #include "absl/strings/str_split.h"
@@ -82,9 +87,54 @@ std::string KcatValue(const std::string& topic, int partition, int64_t offset) {
   return value;
 }
 
+// Sends this process's stderr, where the in-process services log, to a file
+// while it lives, then copies the file back to stderr (so ctest still shows
+// the logs of a failing test).
+class StderrToFile {
+ public:
+  explicit StderrToFile(const std::string& path) : path_(path) {
+    std::fflush(stderr);
+    const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0) {
+      ADD_FAILURE() << "cannot write " << path;
+      return;
+    }
+    saved_ = ::dup(STDERR_FILENO);
+    ::dup2(fd, STDERR_FILENO);
+    ::close(fd);
+  }
+  StderrToFile(const StderrToFile&) = delete;
+  StderrToFile& operator=(const StderrToFile&) = delete;
+  ~StderrToFile() { Restore(); }
+
+  void Restore() {
+    if (saved_ < 0) return;
+    std::fflush(stderr);
+    ::dup2(saved_, STDERR_FILENO);
+    ::close(saved_);
+    saved_ = -1;
+    std::ifstream in(path_);
+    std::cerr << in.rdbuf() << std::flush;
+  }
+
+ private:
+  std::string path_;
+  int saved_ = -1;
+};
+
 class EndToEndTest : public ::testing::Test {
  protected:
   void SetUp() override {
+    // The services' logs of this test, kept in the ctest working directory
+    // (the build's tests/integration/e2e/e2e-logs) and scanned in TearDown.
+    std::filesystem::create_directories("e2e-logs");
+    log_path_ = std::filesystem::absolute(
+                    std::filesystem::path("e2e-logs") /
+                    (std::string(::testing::UnitTest::GetInstance()->current_test_info()->name()) +
+                     ".log"))
+                    .string();
+    stderr_ = std::make_unique<StderrToFile>(log_path_);
+
     canonical_ = UniqueName("casebridge.case-events.e2e");
     config::v1::KafkaConfig kafka = testing::TestKafkaConfig();
     kafka.set_create_topics(true);
@@ -129,6 +179,17 @@ class EndToEndTest : public ::testing::Test {
   void TearDown() override {
     if (jobcentre_app_) jobcentre_app_->Shutdown();
     if (coordination_app_) coordination_app_->Shutdown();
+    jobcentre_app_.reset();  // their last log lines too
+    coordination_app_.reset();
+    stderr_->Restore();
+    // No CPR number in the services' logs: the test's own (kCpr, either
+    // spelling) anywhere, nor anything shaped like one
+    // (tests/support/cpr_scan.py, its tests in cpr_scan_test.py).
+    int code = 0;
+    const std::string scan = RunCommand(std::string(CASEBRIDGE_PYTHON3) + " " + CASEBRIDGE_CPR_SCAN +
+                                            " --cpr " + kCpr + " " + log_path_ + " 2>&1",
+                                        &code);
+    EXPECT_EQ(code, 0) << "the services' log " << log_path_ << ":\n" << scan;
   }
 
   std::string Assign(const std::string& recipient, common::v1::Role role) {
@@ -192,6 +253,8 @@ class EndToEndTest : public ::testing::Test {
     return response;
   }
 
+  std::string log_path_;
+  std::unique_ptr<StderrToFile> stderr_;
   TempDir dir_;
   std::string canonical_;
   std::map<std::string, std::string> topics_;
