@@ -9,6 +9,7 @@
 #include <ctime>
 #include <exception>
 #include <optional>
+#include <set>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -149,7 +150,9 @@ absl::StatusOr<std::unique_ptr<Observability>> Observability::Start(
                             [publisher] { return static_cast<double>(publisher->QueueLength()); });
   }
   std::vector<metrics::Sample> expiries;
+  std::set<std::string> seen;  // one series per file, however many fields name it
   for (const auto& [field, path] : o->options_.certificates) {
+    if (!seen.insert(path).second) continue;
     absl::StatusOr<absl::Time> expiry = CertificateExpiry(path);
     if (!expiry.ok()) {
       LogWarning("certificate expiry unknown", {{"field", field}, {"error", std::string(expiry.status().message())}});

@@ -33,6 +33,7 @@
 #include "services/common/peer_identity.h"
 #include "services/jobcentre/jobcentre_system.h"
 #include "tests/support/kafka_reader.h"
+#include "tests/support/prometheus_text.h"
 #include "tests/support/status_matchers.h"
 #include "tests/support/test_env.h"
 
@@ -238,6 +239,7 @@ class SecureJobCentreTest : public ::testing::Test {
     // org-a is the job centre's case system here; org-b has a valid
     // certificate but no right to record.
     config.mutable_authorization()->add_recorders("org-a");
+    config.mutable_observability()->set_metrics_address("127.0.0.1:0");
     absl::StatusOr<std::unique_ptr<CaseSystemApp>> app =
         CaseSystemApp::Start(jobcentre::JobCentreSystem(), config, std::string(40, 'k'));
     ASSERT_OK(app);
@@ -289,6 +291,28 @@ TEST_F(SecureJobCentreTest, CallerWithACertificateRecordsAndTheEventReachesKafka
       [&] { return CanonicalHeaders().find("ce_id=" + response.event_id()) != std::string::npos; },
       absl::Seconds(20)));
   EXPECT_THAT(CanonicalHeaders(), Not(HasSubstr("1502851234")));
+}
+
+// The expiry of every certificate the service loaded is a metric, equal
+// to the notAfter openssl reads from the same file.
+TEST_F(SecureJobCentreTest, CertificateExpiryIsExposedAsAMetric) {
+  absl::StatusOr<std::string> text = testing::HttpGet(app_->metrics_port(), "/metrics");
+  ASSERT_OK(text);
+  absl::StatusOr<std::vector<testing::MetricSample>> samples = testing::ParsePrometheusText(*text);
+  ASSERT_OK(samples);
+  for (const std::string& file : {CertFile("casebridge-jobcentre.pem"), CertFile("ca.pem")}) {
+    int code = 0;
+    // e.g. "notAfter=Dec  7 23:10:04 2036 GMT"
+    const std::string end = testing::RunCommand(
+        absl::StrCat("date -u -d \"$(openssl x509 -noout -enddate -in ", file,
+                     " | cut -d= -f2)\" +%s"),
+        &code);
+    ASSERT_EQ(code, 0) << end;
+    EXPECT_EQ(testing::SumOf(*samples, "casebridge_certificate_expiry_timestamp_seconds",
+                             {{"file", file}}),
+              std::stod(end))
+        << file;
+  }
 }
 
 TEST_F(SecureJobCentreTest, AValidCertificateWithoutTheRightToRecordIsPermissionDenied) {
