@@ -391,7 +391,7 @@ GaugeCallback& GaugeCallback::operator=(GaugeCallback&& other) noexcept {
 void SetService(absl::string_view service) {
   Get()
       .build_info
-      .Add({{"service", std::string(service)}, {"version", CASEBRIDGE_VERSION}})
+      .Add({{"component", std::string(service)}, {"version", CASEBRIDGE_VERSION}})
       .Set(1);
 }
 

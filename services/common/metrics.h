@@ -95,8 +95,7 @@ class GaugeCallback {
   uint64_t id_ = 0;
 };
 
-// Sets casebridge_build_info{service, version} and casebridge_ready's
-// service label; call once in main.
+// Sets casebridge_build_info{component, version} to 1; once per process.
 void SetService(absl::string_view service);
 
 // The Prometheus text format of everything above plus the process series

@@ -340,7 +340,7 @@ TEST_F(MetricsTest, ScrapedUnderLoadTheSeriesMatchWhatCrossedTheWire) {
         << type;
   }
   EXPECT_EQ(Value(jc, "casebridge_events_published_total"), decisions);
-  EXPECT_EQ(Value(jc, "casebridge_build_info", {{"service", "jobcentre"}}), 1);
+  EXPECT_EQ(Value(jc, "casebridge_build_info", {{"component", "jobcentre"}}), 1);
   EXPECT_EQ(Value(jc, "casebridge_ready"), 1);
   EXPECT_EQ(Value(jc, "casebridge_kafka_connected"), 1);
   EXPECT_EQ(Value(jc, "casebridge_kafka_delivery_errors_total", {{"topic", canonical_}}), 0);
@@ -402,7 +402,7 @@ TEST_F(MetricsTest, ScrapedUnderLoadTheSeriesMatchWhatCrossedTheWire) {
                    {"grpc_code", "OK"}}),
             2 * kCases);
   EXPECT_EQ(Value(co, "casebridge_subscribe_streams"), 1);
-  EXPECT_EQ(Value(co, "casebridge_build_info", {{"service", "coordination"}}), 1);
+  EXPECT_EQ(Value(co, "casebridge_build_info", {{"component", "coordination"}}), 1);
   EXPECT_EQ(Value(co, "casebridge_outbox_events"), 0);
   EXPECT_EQ(Value(co, "casebridge_dead_letters_total"), 0);
 
