@@ -29,7 +29,12 @@ namespace casebridge::coordination {
 // The idempotency key alone is the request fingerprint: a rule that derives
 // the same situation with slightly different content later (e.g. a newer
 // `since`) replays the first event rather than failing.
+//
+// Each event is recorded with `trace`: the span of the coordination hop that
+// handles the event they derive from, so that they continue its trace. Not
+// valid (watchdog runs): each event starts a new trace.
 absl::StatusOr<int> RecordDerivedEvents(EventRecorder& recorder, const std::string& subject,
-                                        const std::vector<DerivedEvent>& derived);
+                                        const std::vector<DerivedEvent>& derived,
+                                        const TraceContext& trace = {});
 
 }  // namespace casebridge::coordination

@@ -67,6 +67,7 @@ absl::StatusOr<int> WatchdogRunner::RunOnce() {
     } else {
       const std::vector<DerivedEvent> alerts =
           check_ ? check_(*history, now) : CheckWatchdogs(*history, now, watchdogs_);
+      // No trace given: each firing starts a new trace.
       count = RecordDerivedEvents(recorder_, subject, alerts);
     }
     if (count.ok()) {
