@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <ostream>
 #include <set>
 
 #include "absl/strings/ascii.h"
@@ -194,6 +195,15 @@ TraceContext TraceContext::Child() const {
 std::string TraceContext::traceparent() const {
   if (!valid()) return "";
   return absl::StrFormat("00-%s-%s-%02x", trace_id_, parent_id_, static_cast<unsigned>(flags_));
+}
+
+void PrintTo(const TraceContext& context, std::ostream* os) {
+  if (!context.valid()) {
+    *os << "(no trace)";
+    return;
+  }
+  *os << context.traceparent();
+  if (!context.tracestate().empty()) *os << " tracestate=" << context.tracestate();
 }
 
 TraceContext IncomingTraceContext(const grpc::ServerContext& context) {

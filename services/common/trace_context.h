@@ -32,6 +32,7 @@
 #pragma once
 
 #include <cstdint>
+#include <iosfwd>
 #include <optional>
 #include <string>
 #include <vector>
@@ -116,6 +117,9 @@ class TraceContext {
   uint8_t flags_ = 0;
   std::string tracestate_;
 };
+
+// Prints `context` as its traceparent and tracestate (for test messages).
+void PrintTo(const TraceContext& context, std::ostream* os);
 
 // The trace context the caller of an RPC sent in its metadata
 // (`traceparent`, `tracestate`; gRPC delivers metadata keys in lower case).
