@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "services/common/log.h"
 #include "services/common/peer_identity.h"
 #include "services/common/proto_time.h"
 #include "services/common/record_validation.h"
@@ -109,7 +110,29 @@ CaseSystemCore::CaseSystemCore(CaseSystemProfile profile, CaseSystemAdapter& ada
 absl::StatusOr<RecordResponse> CaseSystemCore::Record(
     const google::protobuf::Message& request,
     const casebridge::recording::v1::RecordContext& record_context, bool legal_basis_required,
-    CaseEvent::PayloadCase payload, absl::Time deadline,
+    CaseEvent::PayloadCase payload, absl::Time deadline, const TraceContext& trace,
+    const std::function<absl::Status()>& validate_payload, const Action& action) {
+  // This call's span: the event carries it, and the log line of a failure
+  // names its trace.
+  const TraceContext span = TraceContext::ChildOf(trace);
+  absl::StatusOr<RecordResponse> response =
+      RecordInSpan(request, record_context, legal_basis_required, payload, deadline, span,
+                   validate_payload, action);
+  if (!response.ok() && IsServiceFailure(response.status().code())) {
+    // Messages name fields, ids and codes, never personal data.
+    LogWarning("recording failed",
+               {{"system", profile_.system},
+                {"code", absl::StatusCodeToString(response.status().code())},
+                {"error", std::string(response.status().message())},
+                {"trace_id", span.trace_id()}});
+  }
+  return response;
+}
+
+absl::StatusOr<RecordResponse> CaseSystemCore::RecordInSpan(
+    const google::protobuf::Message& request,
+    const casebridge::recording::v1::RecordContext& record_context, bool legal_basis_required,
+    CaseEvent::PayloadCase payload, absl::Time deadline, const TraceContext& span,
     const std::function<absl::Status()>& validate_payload, const Action& action) {
   RETURN_IF_ERROR(ValidateRecordContext(record_context, legal_basis_required, clock_.Now()));
   RETURN_IF_ERROR(validate_payload());
@@ -123,6 +146,7 @@ absl::StatusOr<RecordResponse> CaseSystemCore::Record(
   const Citizen citizen{resolved.subject, resolved.cpr};
   RecordRequest record_request{record_context.idempotency_key(), resolved.subject,
                                RequestFingerprint(request, resolved.subject)};
+  record_request.trace = span;
   ASSIGN_OR_RETURN(RecordOutcome outcome,
                    recorder_.Record(record_request, [&]() -> absl::StatusOr<ActionResult> {
                      ASSIGN_OR_RETURN(ActionResult result, action(options, citizen));
@@ -230,10 +254,11 @@ absl::StatusOr<CaseEvent> CaseSystemCore::EventToCancel(const std::string& event
 }
 
 absl::StatusOr<RecordResponse> CaseSystemCore::RecordDecision(
-    const casebridge::recording::v1::RecordDecisionRequest& request, absl::Time deadline) {
+    const casebridge::recording::v1::RecordDecisionRequest& request, absl::Time deadline,
+    const TraceContext& trace) {
   return Record(
       request, request.context(), /*legal_basis_required=*/true, CaseEvent::kDecision, deadline,
-      [&] {
+      trace, [&] {
         if (!request.has_decision()) return absl::InvalidArgumentError("decision: required");
         return ValidateDecision(request.decision(), "decision");
       },
@@ -248,10 +273,11 @@ absl::StatusOr<RecordResponse> CaseSystemCore::RecordDecision(
 }
 
 absl::StatusOr<RecordResponse> CaseSystemCore::BookAppointment(
-    const casebridge::recording::v1::BookAppointmentRequest& request, absl::Time deadline) {
+    const casebridge::recording::v1::BookAppointmentRequest& request, absl::Time deadline,
+    const TraceContext& trace) {
   return Record(
       request, request.context(), /*legal_basis_required=*/false, CaseEvent::kAppointment,
-      deadline,
+      deadline, trace,
       [&] {
         if (!request.has_appointment()) return absl::InvalidArgumentError("appointment: required");
         return ValidateNewAppointment(request.appointment(), "appointment");
@@ -268,10 +294,11 @@ absl::StatusOr<RecordResponse> CaseSystemCore::BookAppointment(
 }
 
 absl::StatusOr<RecordResponse> CaseSystemCore::RescheduleAppointment(
-    const casebridge::recording::v1::RescheduleAppointmentRequest& request, absl::Time deadline) {
+    const casebridge::recording::v1::RescheduleAppointmentRequest& request, absl::Time deadline,
+    const TraceContext& trace) {
   return Record(
       request, request.context(), /*legal_basis_required=*/false, CaseEvent::kAppointment,
-      deadline,
+      deadline, trace,
       [&]() -> absl::Status {
         RETURN_IF_ERROR(RequireAppointmentId(request.appointment_id()));
         if (!request.has_start()) return absl::InvalidArgumentError("start: required");
@@ -299,10 +326,11 @@ absl::StatusOr<RecordResponse> CaseSystemCore::RescheduleAppointment(
 }
 
 absl::StatusOr<RecordResponse> CaseSystemCore::CancelAppointment(
-    const casebridge::recording::v1::CancelAppointmentRequest& request, absl::Time deadline) {
+    const casebridge::recording::v1::CancelAppointmentRequest& request, absl::Time deadline,
+    const TraceContext& trace) {
   return Record(
       request, request.context(), /*legal_basis_required=*/false, CaseEvent::kAppointment,
-      deadline,
+      deadline, trace,
       [&]() -> absl::Status {
         RETURN_IF_ERROR(RequireAppointmentId(request.appointment_id()));
         if (request.reason().empty()) return absl::InvalidArgumentError("reason: required");
@@ -317,10 +345,11 @@ absl::StatusOr<RecordResponse> CaseSystemCore::CancelAppointment(
 }
 
 absl::StatusOr<RecordResponse> CaseSystemCore::RecordAttendance(
-    const casebridge::recording::v1::RecordAttendanceRequest& request, absl::Time deadline) {
+    const casebridge::recording::v1::RecordAttendanceRequest& request, absl::Time deadline,
+    const TraceContext& trace) {
   return Record(
       request, request.context(), /*legal_basis_required=*/false, CaseEvent::kAppointment,
-      deadline, [&] { return RequireAppointmentId(request.appointment_id()); },
+      deadline, trace, [&] { return RequireAppointmentId(request.appointment_id()); },
       [&](const CallOptions& options, const Citizen& citizen) -> absl::StatusOr<ActionResult> {
         ASSIGN_OR_RETURN(casebridge::events::v1::Appointment appointment,
                          adapter_.RecordAttendance(options, citizen, request.appointment_id(),
@@ -330,10 +359,11 @@ absl::StatusOr<RecordResponse> CaseSystemCore::RecordAttendance(
 }
 
 absl::StatusOr<RecordResponse> CaseSystemCore::RecordReferralStep(
-    const casebridge::recording::v1::RecordReferralStepRequest& request, absl::Time deadline) {
+    const casebridge::recording::v1::RecordReferralStepRequest& request, absl::Time deadline,
+    const TraceContext& trace) {
   return Record(
       request, request.context(), /*legal_basis_required=*/false, CaseEvent::kReferral, deadline,
-      [&] {
+      trace, [&] {
         if (!request.has_referral()) return absl::InvalidArgumentError("referral: required");
         return ValidateReferralStep(request.referral(), "referral");
       },
@@ -347,11 +377,12 @@ absl::StatusOr<RecordResponse> CaseSystemCore::RecordReferralStep(
 }
 
 absl::StatusOr<RecordResponse> CaseSystemCore::CancelEvent(
-    const casebridge::recording::v1::CancelEventRequest& request, absl::Time deadline) {
+    const casebridge::recording::v1::CancelEventRequest& request, absl::Time deadline,
+    const TraceContext& trace) {
   const std::string& event_id = request.context().supersedes().event_id();
   return Record(
       request, request.context(), /*legal_basis_required=*/false, CaseEvent::PAYLOAD_NOT_SET,
-      deadline, [] { return absl::OkStatus(); },
+      deadline, trace, [] { return absl::OkStatus(); },
       [&](const CallOptions& options, const Citizen& citizen) -> absl::StatusOr<ActionResult> {
         ASSIGN_OR_RETURN(CaseEvent cancelled, EventToCancel(event_id, citizen.subject));
         ActionResult result;
@@ -402,7 +433,7 @@ absl::Status CaseSystemCore::Authorize(const grpc::ServerContext& context, Acces
 absl::Status CaseSystemCore::Import(
     const std::function<bool(casebridge::recording::v1::ImportRequest*)>& read,
     const std::function<bool(const casebridge::recording::v1::ImportResult&)>& write,
-    absl::Time deadline, BulkImportOptions options) {
+    absl::Time deadline, BulkImportOptions options, const TraceContext& trace) {
   using casebridge::recording::v1::ImportRequest;
   BulkImportCalls calls;
   calls.read = read;
@@ -438,22 +469,24 @@ absl::Status CaseSystemCore::Import(
         ResolveCase(context->case_ref(), municipality_, pseudonymizer_, "context.case_ref");
     return resolved.ok() ? resolved->subject : std::string();
   };
-  calls.record = [this, deadline](const ImportRequest& request) -> absl::StatusOr<RecordResponse> {
+  // Each request is recorded in a span of its own in the stream's trace.
+  calls.record = [this, deadline,
+                  &trace](const ImportRequest& request) -> absl::StatusOr<RecordResponse> {
     switch (request.request_case()) {
       case ImportRequest::kRecordDecision:
-        return RecordDecision(request.record_decision(), deadline);
+        return RecordDecision(request.record_decision(), deadline, trace);
       case ImportRequest::kBookAppointment:
-        return BookAppointment(request.book_appointment(), deadline);
+        return BookAppointment(request.book_appointment(), deadline, trace);
       case ImportRequest::kRescheduleAppointment:
-        return RescheduleAppointment(request.reschedule_appointment(), deadline);
+        return RescheduleAppointment(request.reschedule_appointment(), deadline, trace);
       case ImportRequest::kCancelAppointment:
-        return CancelAppointment(request.cancel_appointment(), deadline);
+        return CancelAppointment(request.cancel_appointment(), deadline, trace);
       case ImportRequest::kRecordAttendance:
-        return RecordAttendance(request.record_attendance(), deadline);
+        return RecordAttendance(request.record_attendance(), deadline, trace);
       case ImportRequest::kRecordReferralStep:
-        return RecordReferralStep(request.record_referral_step(), deadline);
+        return RecordReferralStep(request.record_referral_step(), deadline, trace);
       case ImportRequest::kCancelEvent:
-        return CancelEvent(request.cancel_event(), deadline);
+        return CancelEvent(request.cancel_event(), deadline, trace);
       case ImportRequest::REQUEST_NOT_SET:
         break;
     }

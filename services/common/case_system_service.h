@@ -36,6 +36,7 @@
 #include "services/common/event_recorder.h"
 #include "services/common/grpc_status.h"
 #include "services/common/pseudonym.h"
+#include "services/common/trace_context.h"
 
 namespace casebridge {
 
@@ -68,7 +69,11 @@ casebridge::events::v1::Sensitivity DefaultSensitivity(
 
 // The RPCs of a case-system service, without gRPC types. Each recording
 // method takes the caller's deadline (`absl::InfiniteFuture()` for none) and
-// returns the response or the status the RPC answers with.
+// trace context (`IncomingTraceContext`; not valid: none came in) and returns
+// the response or the status the RPC answers with. The event is recorded in
+// a span of its own in the caller's trace (`TraceContext::ChildOf`), a new
+// trace if none came in; a failure on the service's side (not a refused
+// request) is logged with its `trace_id`.
 //
 // Thread safety: safe for concurrent use.
 class CaseSystemCore {
@@ -99,26 +104,33 @@ class CaseSystemCore {
   absl::Status Authorize(const grpc::ServerContext& context, Access access) const;
 
   absl::StatusOr<casebridge::recording::v1::RecordResponse> RecordDecision(
-      const casebridge::recording::v1::RecordDecisionRequest& request, absl::Time deadline);
+      const casebridge::recording::v1::RecordDecisionRequest& request, absl::Time deadline,
+      const TraceContext& trace = {});
   absl::StatusOr<casebridge::recording::v1::RecordResponse> BookAppointment(
-      const casebridge::recording::v1::BookAppointmentRequest& request, absl::Time deadline);
+      const casebridge::recording::v1::BookAppointmentRequest& request, absl::Time deadline,
+      const TraceContext& trace = {});
   absl::StatusOr<casebridge::recording::v1::RecordResponse> RescheduleAppointment(
-      const casebridge::recording::v1::RescheduleAppointmentRequest& request, absl::Time deadline);
+      const casebridge::recording::v1::RescheduleAppointmentRequest& request, absl::Time deadline,
+      const TraceContext& trace = {});
   absl::StatusOr<casebridge::recording::v1::RecordResponse> CancelAppointment(
-      const casebridge::recording::v1::CancelAppointmentRequest& request, absl::Time deadline);
+      const casebridge::recording::v1::CancelAppointmentRequest& request, absl::Time deadline,
+      const TraceContext& trace = {});
   absl::StatusOr<casebridge::recording::v1::RecordResponse> RecordAttendance(
-      const casebridge::recording::v1::RecordAttendanceRequest& request, absl::Time deadline);
+      const casebridge::recording::v1::RecordAttendanceRequest& request, absl::Time deadline,
+      const TraceContext& trace = {});
   // The response's `record_id` is the referral's id (for SENT the one the
   // system just gave it).
   absl::StatusOr<casebridge::recording::v1::RecordResponse> RecordReferralStep(
-      const casebridge::recording::v1::RecordReferralStepRequest& request, absl::Time deadline);
+      const casebridge::recording::v1::RecordReferralStepRequest& request, absl::Time deadline,
+      const TraceContext& trace = {});
   // Withdraws the record behind an event this service recorded on the case
   // and publishes a cancellation (no payload) that supersedes the event.
   // NOT_FOUND if the event is not this service's on this case;
   // FAILED_PRECONDITION if it is already cancelled, or is a referral step
   // other than the referral's latest.
   absl::StatusOr<casebridge::recording::v1::RecordResponse> CancelEvent(
-      const casebridge::recording::v1::CancelEventRequest& request, absl::Time deadline);
+      const casebridge::recording::v1::CancelEventRequest& request, absl::Time deadline,
+      const TraceContext& trace = {});
   absl::StatusOr<casebridge::recording::v1::ListCaseEventsResponse> ListCaseEvents(
       const casebridge::recording::v1::ListCaseEventsRequest& request);
 
@@ -129,7 +141,7 @@ class CaseSystemCore {
   absl::Status Import(
       const std::function<bool(casebridge::recording::v1::ImportRequest*)>& read,
       const std::function<bool(const casebridge::recording::v1::ImportResult&)>& write,
-      absl::Time deadline, BulkImportOptions options = {});
+      absl::Time deadline, BulkImportOptions options = {}, const TraceContext& trace = {});
 
  private:
   // Calls the adapter (with the resolved citizen and the call's options)
@@ -143,7 +155,15 @@ class CaseSystemCore {
       const google::protobuf::Message& request,
       const casebridge::recording::v1::RecordContext& record_context, bool legal_basis_required,
       casebridge::events::v1::CaseEvent::PayloadCase payload, absl::Time deadline,
-      const std::function<absl::Status()>& validate_payload, const Action& action);
+      const TraceContext& trace, const std::function<absl::Status()>& validate_payload,
+      const Action& action);
+  // `Record`'s work, in the call's span `span`.
+  absl::StatusOr<casebridge::recording::v1::RecordResponse> RecordInSpan(
+      const google::protobuf::Message& request,
+      const casebridge::recording::v1::RecordContext& record_context, bool legal_basis_required,
+      casebridge::events::v1::CaseEvent::PayloadCase payload, absl::Time deadline,
+      const TraceContext& span, const std::function<absl::Status()>& validate_payload,
+      const Action& action);
 
   // Checks that `supersedes` fits an event with `payload`: corrections name
   // an event this service recorded on `subject` with the same kind of
@@ -189,7 +209,9 @@ class CaseSystemServiceImpl final : public ServiceT::Service {
         !allowed.ok()) {
       return ToGrpcStatus(allowed);
     }
-    return Answer(core_.RecordDecision(*request, CallerDeadline(context)), response);
+    return Answer(
+        core_.RecordDecision(*request, CallerDeadline(context), IncomingTraceContext(*context)),
+        response);
   }
   grpc::Status BookAppointment(grpc::ServerContext* context,
                                const casebridge::recording::v1::BookAppointmentRequest* request,
@@ -198,7 +220,9 @@ class CaseSystemServiceImpl final : public ServiceT::Service {
         !allowed.ok()) {
       return ToGrpcStatus(allowed);
     }
-    return Answer(core_.BookAppointment(*request, CallerDeadline(context)), response);
+    return Answer(
+        core_.BookAppointment(*request, CallerDeadline(context), IncomingTraceContext(*context)),
+        response);
   }
   grpc::Status RescheduleAppointment(
       grpc::ServerContext* context,
@@ -208,7 +232,9 @@ class CaseSystemServiceImpl final : public ServiceT::Service {
         !allowed.ok()) {
       return ToGrpcStatus(allowed);
     }
-    return Answer(core_.RescheduleAppointment(*request, CallerDeadline(context)), response);
+    return Answer(core_.RescheduleAppointment(*request, CallerDeadline(context),
+                                              IncomingTraceContext(*context)),
+                  response);
   }
   grpc::Status CancelAppointment(grpc::ServerContext* context,
                                  const casebridge::recording::v1::CancelAppointmentRequest* request,
@@ -217,7 +243,9 @@ class CaseSystemServiceImpl final : public ServiceT::Service {
         !allowed.ok()) {
       return ToGrpcStatus(allowed);
     }
-    return Answer(core_.CancelAppointment(*request, CallerDeadline(context)), response);
+    return Answer(
+        core_.CancelAppointment(*request, CallerDeadline(context), IncomingTraceContext(*context)),
+        response);
   }
   grpc::Status RecordAttendance(grpc::ServerContext* context,
                                 const casebridge::recording::v1::RecordAttendanceRequest* request,
@@ -226,7 +254,9 @@ class CaseSystemServiceImpl final : public ServiceT::Service {
         !allowed.ok()) {
       return ToGrpcStatus(allowed);
     }
-    return Answer(core_.RecordAttendance(*request, CallerDeadline(context)), response);
+    return Answer(
+        core_.RecordAttendance(*request, CallerDeadline(context), IncomingTraceContext(*context)),
+        response);
   }
   grpc::Status RecordReferralStep(
       grpc::ServerContext* context,
@@ -236,7 +266,9 @@ class CaseSystemServiceImpl final : public ServiceT::Service {
         !allowed.ok()) {
       return ToGrpcStatus(allowed);
     }
-    return Answer(core_.RecordReferralStep(*request, CallerDeadline(context)), response);
+    return Answer(
+        core_.RecordReferralStep(*request, CallerDeadline(context), IncomingTraceContext(*context)),
+        response);
   }
   grpc::Status CancelEvent(grpc::ServerContext* context,
                            const casebridge::recording::v1::CancelEventRequest* request,
@@ -245,7 +277,9 @@ class CaseSystemServiceImpl final : public ServiceT::Service {
         !allowed.ok()) {
       return ToGrpcStatus(allowed);
     }
-    return Answer(core_.CancelEvent(*request, CallerDeadline(context)), response);
+    return Answer(
+        core_.CancelEvent(*request, CallerDeadline(context), IncomingTraceContext(*context)),
+        response);
   }
   grpc::Status Import(grpc::ServerContext* context,
                       grpc::ServerReaderWriter<casebridge::recording::v1::ImportResult,
@@ -263,7 +297,7 @@ class CaseSystemServiceImpl final : public ServiceT::Service {
         [stream](const casebridge::recording::v1::ImportResult& result) {
           return stream->Write(result);
         },
-        CallerDeadline(context)));
+        CallerDeadline(context), {}, IncomingTraceContext(*context)));
   }
   grpc::Status ListCaseEvents(
       grpc::ServerContext* context,

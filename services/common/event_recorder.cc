@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <optional>
+#include <utility>
 
 #include "absl/algorithm/container.h"
 #include "absl/strings/str_cat.h"
@@ -34,6 +35,14 @@ CREATE TABLE IF NOT EXISTS ledger (
 );
 CREATE INDEX IF NOT EXISTS ledger_pending ON ledger (subject, sequence) WHERE published = 0;
 )sql";
+
+// Columns added to the ledger since it was first shipped, nullable (rows
+// recorded before read NULL): the W3C trace context each event was
+// recorded under (docs/adr/0022-w3c-trace-context.md).
+constexpr std::pair<const char*, const char*> kAddedColumns[] = {
+    {"traceparent", "TEXT"},
+    {"tracestate", "TEXT"},
+};
 
 std::string Sha256(const std::string& bytes) {
   unsigned char digest[SHA256_DIGEST_LENGTH];
@@ -96,6 +105,9 @@ absl::StatusOr<std::unique_ptr<EventRecorder>> EventRecorder::Create(const std::
   ASSIGN_OR_RETURN(std::unique_ptr<sql::Database> db, sql::Database::Open(ledger_path));
   // A shared PostgreSQL ledger may be in use by other instances.
   RETURN_IF_ERROR(sql::CreateSchema(*db, kSchema));
+  for (const auto& [column, type] : kAddedColumns) {
+    RETURN_IF_ERROR(sql::AddColumnIfMissing(*db, "ledger", column, type));
+  }
   std::unique_ptr<sql::Database> reader;
   if (CanOpenTwice(ledger_path)) {
     ASSIGN_OR_RETURN(reader, sql::Database::Open(ledger_path));
@@ -116,6 +128,7 @@ struct EventRecorder::Writer {
   CaseEvent* event = nullptr;
   const std::string* fingerprint = nullptr;
   const std::string* record_id = nullptr;
+  const TraceContext* trace = nullptr;
 
   // Set by the committing writer.
   absl::Status status;
@@ -141,9 +154,10 @@ EventRecorder::EventRecorder(std::unique_ptr<sql::Database> db,
       publisher_(publisher),
       clock_(clock) {}
 
-EventRecorder::InFlight EventRecorder::SendLocked(const std::string& key, const CaseEvent& event) {
+EventRecorder::InFlight EventRecorder::SendLocked(const std::string& key, const CaseEvent& event,
+                                                  const TraceContext& trace) {
   in_flight_keys_.insert(key);
-  return InFlight{key, publisher_.Send(kafka::CaseEventRecord(options_.topic, event)),
+  return InFlight{key, publisher_.Send(kafka::CaseEventRecord(options_.topic, event, trace)),
                   event.type()};
 }
 
@@ -191,10 +205,11 @@ absl::Status EventRecorder::AwaitOtherSender(const std::string& key, const char*
 }
 
 absl::StatusOr<std::optional<std::string>> EventRecorder::FirstPendingLocked(
-    const std::string& subject, uint64_t up_to_sequence, CaseEvent* event) {
+    const std::string& subject, uint64_t up_to_sequence, CaseEvent* event, TraceContext* trace) {
   ASSIGN_OR_RETURN(sql::Statement select,
-                   db_->Prepare("SELECT idempotency_key, event FROM ledger WHERE subject = ?1 "
-                                "AND published = 0 AND sequence <= ?2 ORDER BY sequence"));
+                   db_->Prepare("SELECT idempotency_key, event, traceparent, tracestate "
+                                "FROM ledger WHERE subject = ?1 AND published = 0 "
+                                "AND sequence <= ?2 ORDER BY sequence"));
   select.Bind(1, subject);
   select.Bind(2, static_cast<int64_t>(up_to_sequence));
   while (true) {
@@ -206,27 +221,37 @@ absl::StatusOr<std::optional<std::string>> EventRecorder::FirstPendingLocked(
     if (event != nullptr && !event->ParseFromString(select.ColumnBlob(1))) {
       return absl::InternalError("ledger: stored event does not parse");
     }
+    // NULL (recorded before the ledger kept traces): published without one.
+    if (trace != nullptr) {
+      *trace = TraceContext::Parse(select.ColumnText(2), select.ColumnText(3))
+                   .value_or(TraceContext());
+    }
     return std::optional<std::string>(std::move(key));
   }
 }
 
 absl::StatusOr<int> EventRecorder::PublishPendingInOrder(const std::string& subject,
                                                          uint64_t up_to_sequence,
-                                                         absl::Status* cause) {
+                                                         absl::Status* cause,
+                                                         std::string* failed_trace_id) {
   int published = 0;
   while (true) {
     InFlight record;
+    TraceContext trace;
     {
       std::lock_guard<std::mutex> lock(mu_);
       CaseEvent event;
       ASSIGN_OR_RETURN(std::optional<std::string> key,
-                       FirstPendingLocked(subject, up_to_sequence, &event));
+                       FirstPendingLocked(subject, up_to_sequence, &event, &trace));
       if (!key.has_value()) return published;
-      record = SendLocked(*key, event);
+      record = SendLocked(*key, event, trace);
     }
     // One at a time: a later event of the subject goes out only once the
     // earlier one is durable, so a failure can never reorder them.
-    RETURN_IF_ERROR(AwaitAndMark(record, cause));
+    if (absl::Status marked = AwaitAndMark(record, cause); !marked.ok()) {
+      if (failed_trace_id != nullptr) *failed_trace_id = trace.trace_id();
+      return marked;
+    }
     ++published;
   }
 }
@@ -279,6 +304,7 @@ absl::StatusOr<RecordOutcome> EventRecorder::Record(
   if (event.type().empty()) {
     return absl::InvalidArgumentError("the event's state is unspecified (no event type)");
   }
+  const TraceContext trace = request.trace.valid() ? request.trace : TraceContext::NewRoot();
 
   Writer insert;
   insert.kind = Writer::Kind::kInsert;
@@ -286,6 +312,7 @@ absl::StatusOr<RecordOutcome> EventRecorder::Record(
   insert.event = &event;
   insert.fingerprint = &fingerprint;
   insert.record_id = &result.record_id;
+  insert.trace = &trace;
   Write(insert);
   // A concurrent call with the same key (or, sharing the ledger, another
   // instance) recorded it meanwhile.
@@ -375,8 +402,8 @@ void EventRecorder::CommitGroupLocked(const std::vector<Writer*>& group) {
     event.set_sequence(*row ? static_cast<uint64_t>(last->ColumnInt64(0)) + 1 : 1);
     absl::StatusOr<sql::Statement> insert =
         db_->Prepare("INSERT INTO ledger (idempotency_key, fingerprint, subject, "
-                     "sequence, record_id, event, event_id) "
-                     "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)");
+                     "sequence, record_id, event, event_id, traceparent, tracestate) "
+                     "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)");
     if (!insert.ok()) {
       status = insert.status();
       break;
@@ -388,6 +415,13 @@ void EventRecorder::CommitGroupLocked(const std::vector<Writer*>& group) {
     insert->Bind(5, *writer->record_id);
     insert->BindBlob(6, event.SerializeAsString());
     insert->Bind(7, event.id());
+    if (writer->trace != nullptr && writer->trace->valid()) {
+      insert->Bind(8, writer->trace->traceparent());
+      insert->Bind(9, writer->trace->tracestate());
+    } else {
+      insert->BindNull(8);
+      insert->BindNull(9);
+    }
     status = insert->Run();
   }
   if (status.ok()) status = transaction.Commit();
@@ -443,7 +477,10 @@ void EventRecorder::CommitGroupLocked(const std::vector<Writer*>& group) {
     // The normal path: enqueued under the lock, so the ledger's order is
     // Kafka's order, and pipelined with every other in-flight event (the
     // producer's gapless guarantee keeps a failure from reordering them).
-    if (!writer->earlier_pending) writer->sent = SendLocked(writer->key, event);
+    if (!writer->earlier_pending) {
+      writer->sent = SendLocked(writer->key, event,
+                                writer->trace != nullptr ? *writer->trace : TraceContext());
+    }
   }
 }
 
@@ -500,7 +537,8 @@ absl::StatusOr<int> EventRecorder::DrainPending() {
   absl::Status first_failure;
   for (const auto& [subject, up_to] : subjects) {
     absl::Status cause;
-    absl::StatusOr<int> published = PublishPendingInOrder(subject, up_to, &cause);
+    std::string trace_id;
+    absl::StatusOr<int> published = PublishPendingInOrder(subject, up_to, &cause, &trace_id);
     if (published.ok()) {
       count += *published;
       continue;
@@ -511,7 +549,7 @@ absl::StatusOr<int> EventRecorder::DrainPending() {
     // Kafka rejects this subject's event: it stays pending and holds back
     // only its own subject.
     LogWarning("ledger drain: an event is rejected; its case waits",
-               {{"error", std::string(cause.message())}});
+               {{"error", std::string(cause.message())}, {"trace_id", trace_id}});
   }
   if (count > 0) LogInfo("ledger drained", {{"events", std::to_string(count)}});
   if (!first_failure.ok()) return first_failure;

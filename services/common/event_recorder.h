@@ -48,6 +48,7 @@
 #include "services/common/clock.h"
 #include "services/common/kafka/publisher.h"
 #include "services/common/sql.h"
+#include "services/common/trace_context.h"
 
 namespace casebridge {
 
@@ -62,6 +63,13 @@ struct RecordRequest {
   std::string fingerprint;
   // The key's field path in the request, for error messages.
   std::string key_field = "context.idempotency_key";
+  // The trace context the event is published with: the span of the call
+  // that records it (`TraceContext::ChildOf` the caller's). Kept in the
+  // ledger with the event, so that a publish by a retry, the background
+  // drain or after a restart carries it too. Not valid: the recorder starts
+  // a new trace (`TraceContext::NewRoot`), so every event has one. A
+  // repeated key replays the event with the trace it was recorded under.
+  TraceContext trace = {};
 };
 
 // What the caller's action produced: the event's content (payload, actor,
@@ -195,8 +203,10 @@ class EventRecorder {
   // ledger order and clears the marked keys from `in_flight_keys_`.
   // REQUIRES: `mu_` held.
   void CommitGroupLocked(const std::vector<Writer*>& group);
-  // Sends `event` and notes `key` as in flight. REQUIRES: `mu_` held.
-  InFlight SendLocked(const std::string& key, const casebridge::events::v1::CaseEvent& event);
+  // Sends `event` with the trace headers of `trace` and notes `key` as in
+  // flight. REQUIRES: `mu_` held.
+  InFlight SendLocked(const std::string& key, const casebridge::events::v1::CaseEvent& event,
+                      const TraceContext& trace);
   // Waits for `record`, clears it from the in-flight set and marks it
   // published when durable. Returns kUnavailable ("retry with the same
   // idempotency_key") if it is not, and then sets `*cause` (if not null) to
@@ -204,16 +214,20 @@ class EventRecorder {
   absl::Status AwaitAndMark(InFlight& record, absl::Status* cause = nullptr);
   // Returns the key of the first event of `subject` (sequence up to
   // `up_to_sequence`) that is neither durable nor in flight, and fills
-  // `event` if not null. REQUIRES: `mu_` held.
+  // `event` and `trace` (the trace it was recorded under; not valid for an
+  // event recorded before the ledger kept traces) if not null.
+  // REQUIRES: `mu_` held.
   absl::StatusOr<std::optional<std::string>> FirstPendingLocked(
       const std::string& subject, uint64_t up_to_sequence,
-      casebridge::events::v1::CaseEvent* event);
+      casebridge::events::v1::CaseEvent* event, TraceContext* trace = nullptr);
   // Publishes the pending events of `subject` with a sequence up to
   // `up_to_sequence`, one at a time in sequence order, stopping at the first
   // that does not become durable. Returns how many were published.
-  // `*cause` as in `AwaitAndMark`.
+  // `*cause` as in `AwaitAndMark`; `*failed_trace_id` (if not null) is set
+  // to the trace id of the event that did not become durable.
   absl::StatusOr<int> PublishPendingInOrder(const std::string& subject, uint64_t up_to_sequence,
-                                            absl::Status* cause = nullptr);
+                                            absl::Status* cause = nullptr,
+                                            std::string* failed_trace_id = nullptr);
   // Waits (at most about the delivery timeout) while another call has the
   // event of `key` in flight, then returns OK if the ledger marks it
   // published and kUnavailable (`busy`) if not.

@@ -171,6 +171,16 @@ std::string SchemaFor(Dialect dialect, std::string_view schema);
 // few times with a short backoff.
 absl::Status CreateSchema(Database& db, std::string_view schema);
 
+// Adds the nullable column `column` of type `type` (written for SQLite, as
+// in `SchemaFor`) to `table` unless the table has it already: a migration of
+// a store created by an earlier version. Rows written before read NULL, and
+// an earlier version's statements, which name their columns, keep working.
+// It looks before it alters, so that on a PostgreSQL store other instances
+// are using the table is locked only when the column is really missing; two
+// instances adding it at once are fine (`ADD COLUMN IF NOT EXISTS`).
+absl::Status AddColumnIfMissing(Database& db, std::string_view table, std::string_view column,
+                                std::string_view type);
+
 // The backends, for `Database::Open` and tests.
 absl::StatusOr<std::unique_ptr<Database>> OpenSqlite(const std::string& path);
 absl::StatusOr<std::unique_ptr<Database>> OpenPostgres(const std::string& url);

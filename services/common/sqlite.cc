@@ -205,6 +205,32 @@ absl::Status CreateSchema(Database& db, std::string_view schema) {
   return absl::OkStatus();
 }
 
+absl::Status AddColumnIfMissing(Database& db, std::string_view table, std::string_view column,
+                                std::string_view type) {
+  const bool postgres = db.dialect() == Dialect::kPostgres;
+  absl::StatusOr<Statement> present =
+      db.Prepare(postgres ? "SELECT 1 FROM information_schema.columns WHERE table_schema = "
+                            "current_schema() AND table_name = ?1 AND column_name = ?2"
+                          : "SELECT 1 FROM pragma_table_info(?1) WHERE name = ?2");
+  if (!present.ok()) return present.status();
+  present->Bind(1, table);
+  present->Bind(2, column);
+  absl::StatusOr<bool> found = present->Step();
+  if (!found.ok()) return found.status();
+  if (*found) return absl::OkStatus();
+  const std::string alter =
+      absl::StrCat("ALTER TABLE ", std::string(table), " ADD COLUMN ",
+                   postgres ? "IF NOT EXISTS " : "", std::string(column), " ",
+                   SchemaFor(db.dialect(), type));
+  absl::Status status;
+  for (int attempt = 1; attempt <= 5; ++attempt) {
+    status = db.Exec(alter);
+    if (!absl::IsAborted(status)) break;
+    absl::SleepFor(absl::Milliseconds(100 * attempt));
+  }
+  return status;
+}
+
 bool IsPostgresTarget(std::string_view target) {
   return target.starts_with("postgresql://") || target.starts_with("postgres://");
 }

@@ -49,7 +49,8 @@ std::string AuditType(AuditAction action) {
   }
 }
 
-kafka::Record AuditKafkaRecord(const std::string& topic, const AuditRecord& record) {
+kafka::Record AuditKafkaRecord(const std::string& topic, const AuditRecord& record,
+                               const TraceContext& trace) {
   kafka::Record out;
   out.topic = topic;
   out.key = record.subject();
@@ -62,6 +63,7 @@ kafka::Record AuditKafkaRecord(const std::string& topic, const AuditRecord& reco
                  {"ce_time", google::protobuf::util::TimeUtil::ToString(record.at())},
                  {"ce_dataschema", kAuditDataSchema}};
   if (!record.subject().empty()) out.headers.push_back({"ce_subject", record.subject()});
+  kafka::AppendTraceHeaders(trace, out.headers);
   return out;
 }
 
@@ -107,12 +109,13 @@ AuditLog::AuditLog(kafka::Publisher& publisher, std::string topic, std::string m
       municipality_(std::move(municipality)),
       service_(std::move(service)) {}
 
-std::future<absl::Status> AuditLog::Send(AuditRecord record, absl::Time now) {
+std::future<absl::Status> AuditLog::Send(AuditRecord record, absl::Time now,
+                                         const TraceContext& trace) {
   record.set_municipality(municipality_);
   record.set_service(service_);
   if (record.id().empty()) record.set_id(RandomUuid());
   if (!record.has_at()) *record.mutable_at() = ToProtoTimestamp(now);
-  return publisher_.Send(AuditKafkaRecord(topic_, record));
+  return publisher_.Send(AuditKafkaRecord(topic_, record, trace));
 }
 
 absl::Status AuditLog::Write(AuditRecord record, absl::Time now, absl::Duration timeout) {

@@ -10,7 +10,10 @@
 // events: value = the serialised AuditRecord, key = its subject, headers
 // `content-type`, `ce_specversion`, `ce_id`, `ce_source`, `ce_type`
 // (`dk.casebridge.audit.<action>.v1`, e.g. `dk.casebridge.audit.delivered.v1`),
-// `ce_time`, `ce_dataschema` and `ce_subject` (when set).
+// `ce_time`, `ce_dataschema` and `ce_subject` (when set). The audit record
+// of a delivery also carries the delivery's trace headers (`traceparent`,
+// `ce_traceparent`, and `tracestate`, `ce_tracestate` when there is one;
+// kafka/cloudevents.h).
 //
 // Thread safety: safe for concurrent use.
 #pragma once
@@ -25,6 +28,7 @@
 #include "casebridge/coordination/v1/coordination_service.pb.h"
 #include "services/common/kafka/publisher.h"
 #include "services/common/kafka/record.h"
+#include "services/common/trace_context.h"
 
 namespace casebridge::coordination {
 
@@ -34,9 +38,11 @@ inline constexpr char kAuditDataSchema[] = "urn:casebridge:proto:casebridge.audi
 // The `ce_type` of an audit record of `action`.
 std::string AuditType(casebridge::audit::v1::AuditAction action);
 
-// The Kafka record of `record` on `topic`.
+// The Kafka record of `record` on `topic`, with the trace headers of
+// `trace` (none if it is not valid).
 kafka::Record AuditKafkaRecord(const std::string& topic,
-                               const casebridge::audit::v1::AuditRecord& record);
+                               const casebridge::audit::v1::AuditRecord& record,
+                               const TraceContext& trace = {});
 
 // Decodes an audit record read from Kafka (for tests and tools).
 absl::StatusOr<casebridge::audit::v1::AuditRecord> DecodeAuditRecord(const kafka::Record& record);
@@ -54,8 +60,10 @@ class AuditLog {
            std::string service);
 
   // Fills `municipality`, `service` and, if empty, `id` (random UUID) and
-  // `at`, and enqueues the record; the future is OK once it is durable.
-  std::future<absl::Status> Send(casebridge::audit::v1::AuditRecord record, absl::Time now);
+  // `at`, and enqueues the record (with the trace headers of `trace`); the
+  // future is OK once it is durable.
+  std::future<absl::Status> Send(casebridge::audit::v1::AuditRecord record, absl::Time now,
+                                 const TraceContext& trace = {});
 
   // Sends and waits at most `timeout`: OK only when the record is durable.
   absl::Status Write(casebridge::audit::v1::AuditRecord record, absl::Time now,

@@ -12,6 +12,7 @@
 #include "google/protobuf/util/time_util.h"
 #include "services/common/event_ids.h"
 #include "services/common/grpc_status.h"
+#include "services/common/log.h"
 #include "services/common/peer_identity.h"
 #include "services/common/proto_time.h"
 #include "services/common/record_validation.h"
@@ -147,6 +148,25 @@ RequestScope ScopeFor(const Pseudonymizer& pseudonymizer,
   RequestScope scope{pseudonymizer, config.municipality(), {}};
   for (const auto& recipient : config.recipients()) scope.recipients.insert(recipient.id());
   return scope;
+}
+
+// The span of a recording RPC: a child of the caller's trace context (its
+// `traceparent` metadata), or a new trace. The event it records carries it.
+TraceContext CallSpan(const grpc::ServerContext& context) {
+  return TraceContext::ChildOf(IncomingTraceContext(context));
+}
+
+// The answer to a recording RPC that failed: a failure on the service's
+// side is logged with its trace id first (messages carry no personal data).
+grpc::Status RecordingFailed(absl::string_view rpc, const absl::Status& status,
+                             const TraceContext& span) {
+  if (IsServiceFailure(status.code())) {
+    LogWarning("recording failed", {{"rpc", std::string(rpc)},
+                                    {"code", absl::StatusCodeToString(status.code())},
+                                    {"error", std::string(status.message())},
+                                    {"trace_id", span.trace_id()}});
+  }
+  return ToGrpcStatus(status);
 }
 
 }  // namespace
@@ -454,11 +474,12 @@ grpc::Status CoordinationServiceImpl::AssignRole(grpc::ServerContext* context,
   absl::StatusOr<CaseAccess> access = Authorize(*context, *subject, Allowed::kCoordinator, "assign or release roles");
   if (!access.ok()) return ToGrpcStatus(access.status());
   const RecordRequest record{request->idempotency_key(), *subject,
-                             RequestFingerprint(*request, *subject), "idempotency_key"};
+                             RequestFingerprint(*request, *subject), "idempotency_key",
+                             CallSpan(*context)};
   absl::StatusOr<RecordOutcome> outcome = recorder_.Record(
       record,
       [&]() -> absl::StatusOr<ActionResult> { return RoleEventFor(*request, clock_.Now()); });
-  if (!outcome.ok()) return ToGrpcStatus(outcome.status());
+  if (!outcome.ok()) return RecordingFailed("AssignRole", outcome.status(), record.trace);
   response->set_event_id(outcome->event.id());
   response->set_subject(outcome->event.subject());
   response->set_sequence(outcome->event.sequence());
@@ -635,7 +656,8 @@ grpc::Status CoordinationServiceImpl::CreateTask(grpc::ServerContext* context,
   absl::StatusOr<CaseAccess> access = Authorize(*context, *subject, Allowed::kPartyOrAdministrator, "change tasks");
   if (!access.ok()) return ToGrpcStatus(access.status());
   const RecordRequest record{request->idempotency_key(), *subject,
-                             RequestFingerprint(*request, *subject), "idempotency_key"};
+                             RequestFingerprint(*request, *subject), "idempotency_key",
+                             CallSpan(*context)};
   absl::StatusOr<RecordOutcome> outcome =
       recorder_.Record(record, [&]() -> absl::StatusOr<ActionResult> {
         ASSIGN_OR_RETURN(const std::string owner, HolderOf(*subject, request->owner_role()));
@@ -644,7 +666,7 @@ grpc::Status CoordinationServiceImpl::CreateTask(grpc::ServerContext* context,
             TaskIdFor(EventIdFor(recorder_.source(), request->idempotency_key()));
         return TaskCreatedEventFor(*request, task_id, owner, clock_.Now());
       });
-  if (!outcome.ok()) return ToGrpcStatus(outcome.status());
+  if (!outcome.ok()) return RecordingFailed("CreateTask", outcome.status(), record.trace);
   *response = ToTaskResponse(*outcome);
   return grpc::Status::OK;
 }
@@ -657,7 +679,8 @@ grpc::Status CoordinationServiceImpl::CompleteTask(grpc::ServerContext* context,
   absl::StatusOr<CaseAccess> access = Authorize(*context, *subject, Allowed::kPartyOrAdministrator, "change tasks");
   if (!access.ok()) return ToGrpcStatus(access.status());
   const RecordRequest record{request->idempotency_key(), *subject,
-                             RequestFingerprint(*request, *subject), "idempotency_key"};
+                             RequestFingerprint(*request, *subject), "idempotency_key",
+                             CallSpan(*context)};
   // The task's state is checked inside the action: a repeated key replays
   // the first answer even though the task is completed by now.
   absl::StatusOr<RecordOutcome> outcome =
@@ -686,7 +709,7 @@ grpc::Status CoordinationServiceImpl::CompleteTask(grpc::ServerContext* context,
         result.event.set_sensitivity(casebridge::events::v1::SENSITIVITY_ORDINARY);
         return result;
       });
-  if (!outcome.ok()) return ToGrpcStatus(outcome.status());
+  if (!outcome.ok()) return RecordingFailed("CompleteTask", outcome.status(), record.trace);
   *response = ToTaskResponse(*outcome);
   return grpc::Status::OK;
 }
@@ -708,10 +731,10 @@ grpc::Status CoordinationServiceImpl::ListTasks(grpc::ServerContext* context,
 }
 
 grpc::Status CoordinationServiceImpl::RecordConsentEvent(
-    const RecordRequest& record, const std::string& /*subject*/,
+    const RecordRequest& record, absl::string_view rpc,
     const std::function<absl::StatusOr<ActionResult>()>& action, ConsentResponse* response) {
   absl::StatusOr<RecordOutcome> outcome = recorder_.Record(record, action);
-  if (!outcome.ok()) return ToGrpcStatus(outcome.status());
+  if (!outcome.ok()) return RecordingFailed(rpc, outcome.status(), record.trace);
   response->set_event_id(outcome->event.id());
   response->set_consent_id(outcome->event.consent().consent_id());
   response->set_subject(outcome->event.subject());
@@ -727,9 +750,10 @@ grpc::Status CoordinationServiceImpl::RecordConsent(grpc::ServerContext* context
   absl::StatusOr<CaseAccess> access = Authorize(*context, *subject, Allowed::kCoordinator, "record consent");
   if (!access.ok()) return ToGrpcStatus(access.status());
   const RecordRequest record{request->idempotency_key(), *subject,
-                             RequestFingerprint(*request, *subject), "idempotency_key"};
+                             RequestFingerprint(*request, *subject), "idempotency_key",
+                             CallSpan(*context)};
   return RecordConsentEvent(
-      record, *subject,
+      record, "RecordConsent",
       [&]() -> absl::StatusOr<ActionResult> {
         // The consent's id is the id the recorder gives its event.
         return ConsentGivenEventFor(
@@ -746,11 +770,12 @@ grpc::Status CoordinationServiceImpl::WithdrawConsent(grpc::ServerContext* conte
   absl::StatusOr<CaseAccess> access = Authorize(*context, *subject, Allowed::kCoordinator, "withdraw consent");
   if (!access.ok()) return ToGrpcStatus(access.status());
   const RecordRequest record{request->idempotency_key(), *subject,
-                             RequestFingerprint(*request, *subject), "idempotency_key"};
+                             RequestFingerprint(*request, *subject), "idempotency_key",
+                             CallSpan(*context)};
   // The consent's state is checked inside the action: a repeated key replays
   // the first answer even though the consent is withdrawn by now.
   return RecordConsentEvent(
-      record, *subject,
+      record, "WithdrawConsent",
       [&]() -> absl::StatusOr<ActionResult> {
         ASSIGN_OR_RETURN(const auto found, store_.FindConsent(*subject, request->consent_id()));
         if (found.second) {

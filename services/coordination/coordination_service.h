@@ -12,6 +12,10 @@
 // `GetDeliveryStatus`, `GetTimeline` and `ListTasks` read and write the
 // store only.
 //
+// Each recording RPC records its event in a span of its own in the caller's
+// W3C trace (the `traceparent`/`tracestate` metadata; a new trace without
+// one), which the event carries onto the canonical topic.
+//
 // `RecordConsent` and `WithdrawConsent` record consent events the same way;
 // the store applies them when they come back from the canonical topic, and
 // from then on every delivery and timeline read is decided per recipient by
@@ -274,8 +278,9 @@ class CoordinationServiceImpl final
   // Writes `record` to the audit log (no-op without one); UNAVAILABLE if it
   // is not durable, in which case nothing may be disclosed.
   absl::Status Audit(casebridge::audit::v1::AuditRecord record);
-  // The role-changing RPCs' common path for a consent event.
-  grpc::Status RecordConsentEvent(const RecordRequest& record, const std::string& subject,
+  // The consent RPCs' common path (`rpc` names the RPC in the log line of a
+  // failure).
+  grpc::Status RecordConsentEvent(const RecordRequest& record, absl::string_view rpc,
                                   const std::function<absl::StatusOr<ActionResult>()>& action,
                                   casebridge::coordination::v1::ConsentResponse* response);
 

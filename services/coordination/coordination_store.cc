@@ -94,6 +94,19 @@ CREATE TABLE IF NOT EXISTS receipts (
 );
 )sql";
 
+// Columns added to tables since they were first shipped, nullable (rows
+// written before read NULL): the W3C trace context each delivery is
+// published with (docs/adr/0022-w3c-trace-context.md).
+struct AddedColumn {
+  const char* table;
+  const char* column;
+  const char* type;
+};
+constexpr AddedColumn kAddedColumns[] = {
+    {"deliveries", "traceparent", "TEXT"},
+    {"deliveries", "tracestate", "TEXT"},
+};
+
 // A SQLite store written before `stream_counters` existed: its counters
 // start from the deliveries. Not run on PostgreSQL, whose stores have had the
 // counters from the start: there the statement would wait on (and could
@@ -123,13 +136,21 @@ absl::Status ValidateCaseEvent(const CaseEvent& event) {
 
 namespace {
 
-absl::StatusOr<std::vector<Delivery>> ReadDeliveryRows(sql::Statement& select) {
+// Reads the rows of `select`, whose first column is a delivery and, if
+// `traces` is not null, whose next two are its traceparent and tracestate.
+absl::StatusOr<std::vector<Delivery>> ReadDeliveryRows(
+    sql::Statement& select, std::vector<TraceContext>* traces = nullptr) {
   std::vector<Delivery> deliveries;
+  if (traces != nullptr) traces->clear();
   while (true) {
     ASSIGN_OR_RETURN(bool row, select.Step());
     if (!row) break;
     if (!deliveries.emplace_back().ParseFromString(select.ColumnBlob(0))) {
       return absl::InternalError("coordination store: stored delivery does not parse");
+    }
+    if (traces != nullptr) {
+      traces->push_back(TraceContext::Parse(select.ColumnText(1), select.ColumnText(2))
+                            .value_or(TraceContext()));
     }
   }
   return deliveries;
@@ -207,6 +228,9 @@ absl::StatusOr<std::unique_ptr<CoordinationStore>> CoordinationStore::Open(
   ASSIGN_OR_RETURN(std::unique_ptr<sql::Database> db, sql::Database::Open(path));
   // Other replicas may be applying while this one starts (`CreateSchema`).
   RETURN_IF_ERROR(sql::CreateSchema(*db, kSchema));
+  for (const AddedColumn& added : kAddedColumns) {
+    RETURN_IF_ERROR(sql::AddColumnIfMissing(*db, added.table, added.column, added.type));
+  }
   if (db->dialect() == sql::Dialect::kSqlite) RETURN_IF_ERROR(db->Exec(kSeedCounters));
   return std::unique_ptr<CoordinationStore>(
       new CoordinationStore(std::move(db), std::move(routing), std::move(administrations)));
@@ -263,14 +287,16 @@ absl::StatusOr<std::pair<Consent, bool>> CoordinationStore::FindConsent(
 }
 
 absl::StatusOr<std::vector<Delivery>> CoordinationStore::Apply(const CaseEvent& event,
-                                                               absl::Time routed_at) {
+                                                               absl::Time routed_at,
+                                                               const TraceContext& trace) {
   RETURN_IF_ERROR(ValidateCaseEvent(event));
   std::lock_guard<std::mutex> lock(mu_);
-  return ApplyLocked(event, routed_at);
+  return ApplyLocked(event, routed_at, trace);
 }
 
 absl::StatusOr<std::vector<std::optional<std::vector<Delivery>>>> CoordinationStore::ApplyBatch(
-    const std::vector<CaseEvent>& events, absl::Time routed_at) {
+    const std::vector<CaseEvent>& events, absl::Time routed_at,
+    const std::vector<TraceContext>& traces) {
   for (const CaseEvent& event : events) RETURN_IF_ERROR(ValidateCaseEvent(event));
   std::lock_guard<std::mutex> lock(mu_);
   sql::Transaction transaction(*db_);
@@ -287,26 +313,29 @@ absl::StatusOr<std::vector<std::optional<std::vector<Delivery>>>> CoordinationSt
   }
   std::vector<std::optional<std::vector<Delivery>>> applied;
   applied.reserve(events.size());
-  for (const CaseEvent& event : events) {
-    ASSIGN_OR_RETURN(applied.emplace_back(), ApplyInTransaction(event, routed_at));
+  for (size_t i = 0; i < events.size(); ++i) {
+    ASSIGN_OR_RETURN(applied.emplace_back(),
+                     ApplyInTransaction(events[i], routed_at,
+                                        i < traces.size() ? traces[i] : TraceContext()));
   }
   RETURN_IF_ERROR(transaction.Commit());
   return applied;
 }
 
 absl::StatusOr<std::vector<Delivery>> CoordinationStore::ApplyLocked(const CaseEvent& event,
-                                                                     absl::Time routed_at) {
+                                                                     absl::Time routed_at,
+                                                                     const TraceContext& trace) {
   sql::Transaction transaction(*db_);
   RETURN_IF_ERROR(transaction.Begin());
   ASSIGN_OR_RETURN(std::optional<std::vector<Delivery>> deliveries,
-                   ApplyInTransaction(event, routed_at));
+                   ApplyInTransaction(event, routed_at, trace));
   if (!deliveries.has_value()) return std::vector<Delivery>();
   RETURN_IF_ERROR(transaction.Commit());
   return *std::move(deliveries);
 }
 
 absl::StatusOr<std::optional<std::vector<Delivery>>> CoordinationStore::ApplyInTransaction(
-    const CaseEvent& event, absl::Time routed_at) {
+    const CaseEvent& event, absl::Time routed_at, const TraceContext& trace) {
   sql::Database& db = *db_;
   ASSIGN_OR_RETURN(sql::Statement seen,
                    db.Prepare("SELECT 1 FROM processed_events WHERE event_id = ?1"));
@@ -389,8 +418,8 @@ absl::StatusOr<std::optional<std::vector<Delivery>>> CoordinationStore::ApplyInT
   std::vector<Delivery> deliveries;
   ASSIGN_OR_RETURN(sql::Statement insert,
                    db.Prepare("INSERT INTO deliveries (recipient, stream_sequence, subject, "
-                              "case_sequence, event_id, delivery) "
-                              "VALUES (?1, ?2, ?3, ?4, ?5, ?6)"));
+                              "case_sequence, event_id, delivery, traceparent, tracestate) "
+                              "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"));
   const std::vector<RoutedRecipient> routes = Route(event, holders, routing_, superseded_recipients);
   // Each recipient's counter is taken in recipient order, so two replicas'
   // transactions wait for each other rather than deadlock.
@@ -437,6 +466,13 @@ absl::StatusOr<std::optional<std::vector<Delivery>>> CoordinationStore::ApplyInT
     insert.Bind(4, static_cast<int64_t>(case_sequence));
     insert.Bind(5, event.id());
     insert.BindBlob(6, delivery.SerializeAsString());
+    if (trace.valid()) {
+      insert.Bind(7, trace.traceparent());
+      insert.Bind(8, trace.tracestate());
+    } else {
+      insert.BindNull(7);
+      insert.BindNull(8);
+    }
     RETURN_IF_ERROR(insert.Run());
   }
 
@@ -450,23 +486,24 @@ absl::StatusOr<std::optional<std::vector<Delivery>>> CoordinationStore::ApplyInT
   return std::optional<std::vector<Delivery>>(std::move(deliveries));
 }
 
-absl::StatusOr<std::vector<Delivery>> CoordinationStore::PendingDeliveries(int limit) {
+absl::StatusOr<std::vector<Delivery>> CoordinationStore::PendingDeliveries(
+    int limit, std::vector<TraceContext>* traces) {
   std::lock_guard<std::mutex> lock(mu_);
   ASSIGN_OR_RETURN(sql::Statement select,
-                   db_->Prepare("SELECT delivery FROM deliveries WHERE published = 0 "
-                                "ORDER BY position LIMIT ?1"));
+                   db_->Prepare("SELECT delivery, traceparent, tracestate FROM deliveries "
+                                "WHERE published = 0 ORDER BY position LIMIT ?1"));
   select.Bind(1, static_cast<int64_t>(limit));
-  return ReadDeliveryRows(select);
+  return ReadDeliveryRows(select, traces);
 }
 
 absl::StatusOr<std::vector<Delivery>> CoordinationStore::PendingDeliveriesOf(
-    const std::string& event_id) {
+    const std::string& event_id, std::vector<TraceContext>* traces) {
   std::lock_guard<std::mutex> lock(mu_);
   ASSIGN_OR_RETURN(sql::Statement select,
-                   db_->Prepare("SELECT delivery FROM deliveries WHERE event_id = ?1 "
-                                "AND published = 0 ORDER BY position"));
+                   db_->Prepare("SELECT delivery, traceparent, tracestate FROM deliveries "
+                                "WHERE event_id = ?1 AND published = 0 ORDER BY position"));
   select.Bind(1, event_id);
-  return ReadDeliveryRows(select);
+  return ReadDeliveryRows(select, traces);
 }
 
 absl::Status CoordinationStore::MarkPublished(const std::string& recipient,

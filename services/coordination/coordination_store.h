@@ -34,6 +34,11 @@
 // any replica committed. Apply's de-duplication by event id holds across
 // replicas.
 //
+// Tracing. Each delivery row keeps the W3C trace context it is to be
+// published with (the coordination hop's span, docs/adr/0022), so that a
+// delivery published later — after a failure, a crash, or by the replica
+// that took the partition over — carries the same trace.
+//
 // Thread safety: safe for concurrent use (one mutex serialises the
 // connection).
 #pragma once
@@ -53,6 +58,7 @@
 #include "casebridge/coordination/v1/coordination_service.pb.h"
 #include "casebridge/events/v1/case_event.pb.h"
 #include "services/common/sql.h"
+#include "services/common/trace_context.h"
 #include "services/coordination/case_rules.h"
 
 namespace casebridge::coordination {
@@ -100,24 +106,33 @@ class CoordinationStore {
   // carries the event as its recipient may see it (`DecideDisclosure` under
   // the consents in force after this event, `Project`), with its
   // `disclosure`, `disclosure_basis` and `consent_ids` set.
+  //
+  // Every delivery is stored with `trace` (none if not valid).
   absl::StatusOr<std::vector<casebridge::coordination::v1::Delivery>> Apply(
-      const casebridge::events::v1::CaseEvent& event, absl::Time routed_at);
+      const casebridge::events::v1::CaseEvent& event, absl::Time routed_at,
+      const TraceContext& trace = {});
 
   // Applies `events` in order, as `Apply` would one after another, in one
   // transaction: all are applied or none. Returns, per event, its
   // deliveries, or nullopt if it was applied before. kInvalidArgument (and
-  // nothing applied) if any event fails `ValidateCaseEvent`.
+  // nothing applied) if any event fails `ValidateCaseEvent`. The deliveries
+  // of `events[i]` are stored with `traces[i]` (none where `traces` is
+  // shorter).
   absl::StatusOr<std::vector<std::optional<std::vector<casebridge::coordination::v1::Delivery>>>>
-  ApplyBatch(const std::vector<casebridge::events::v1::CaseEvent>& events, absl::Time routed_at);
+  ApplyBatch(const std::vector<casebridge::events::v1::CaseEvent>& events, absl::Time routed_at,
+             const std::vector<TraceContext>& traces = {});
 
   // Returns up to `limit` unpublished deliveries, oldest first (the order
-  // `Apply` stored them in).
-  absl::StatusOr<std::vector<casebridge::coordination::v1::Delivery>> PendingDeliveries(int limit);
+  // `Apply` stored them in). If `traces` is not null it receives the trace
+  // context stored with each, in the same order (not valid for a delivery
+  // stored without one).
+  absl::StatusOr<std::vector<casebridge::coordination::v1::Delivery>> PendingDeliveries(
+      int limit, std::vector<TraceContext>* traces = nullptr);
 
   // Returns the unpublished deliveries of event `event_id`, in the order
-  // `Apply` stored them.
+  // `Apply` stored them; `traces` as in `PendingDeliveries`.
   absl::StatusOr<std::vector<casebridge::coordination::v1::Delivery>> PendingDeliveriesOf(
-      const std::string& event_id);
+      const std::string& event_id, std::vector<TraceContext>* traces = nullptr);
 
   // Marks the delivery `stream_sequence` of `recipient` as published. Marking
   // an unknown or already published delivery is not an error.
@@ -190,11 +205,13 @@ class CoordinationStore {
       const std::string& subject);
 
   absl::StatusOr<std::vector<casebridge::coordination::v1::Delivery>> ApplyLocked(
-      const casebridge::events::v1::CaseEvent& event, absl::Time routed_at);
+      const casebridge::events::v1::CaseEvent& event, absl::Time routed_at,
+      const TraceContext& trace);
   // Apply's work inside the caller's transaction; nullopt if `event` was
   // applied before. REQUIRES: `mu_` held, a transaction open.
   absl::StatusOr<std::optional<std::vector<casebridge::coordination::v1::Delivery>>>
-  ApplyInTransaction(const casebridge::events::v1::CaseEvent& event, absl::Time routed_at);
+  ApplyInTransaction(const casebridge::events::v1::CaseEvent& event, absl::Time routed_at,
+                     const TraceContext& trace);
   absl::StatusOr<std::vector<casebridge::coordination::v1::Party>> ListPartiesLocked(
       const std::string& subject);
 

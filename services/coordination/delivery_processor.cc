@@ -25,8 +25,9 @@ const char* DisclosureName(casebridge::coordination::v1::Disclosure disclosure) 
   return disclosure == casebridge::coordination::v1::DISCLOSURE_FULL ? "full" : "minimal";
 }
 
-kafka::Record DeliveryRecord(const std::string& topic, const Delivery& delivery) {
-  kafka::Record record = kafka::CaseEventRecord(topic, delivery.event());
+kafka::Record DeliveryRecord(const std::string& topic, const Delivery& delivery,
+                             const TraceContext& trace) {
+  kafka::Record record = kafka::CaseEventRecord(topic, delivery.event(), trace);
   record.headers.push_back({kRecipientHeader, delivery.recipient()});
   record.headers.push_back(
       {kRecipientSequenceHeader, kafka::FormatSequence(delivery.case_sequence())});
@@ -76,10 +77,12 @@ template <typename Step>
 bool DeliveryProcessor::RetryUntilDone(const char* what, Step step) {
   absl::Duration backoff = options_.initial_backoff;
   while (true) {
+    failed_trace_id_.clear();
     absl::Status status = step();
     if (status.ok()) return true;
     LogWarning(what, {{"error", std::string(status.message())},
-                      {"retry_in_ms", std::to_string(absl::ToInt64Milliseconds(backoff))}});
+                      {"retry_in_ms", std::to_string(absl::ToInt64Milliseconds(backoff))},
+                      {"trace_id", failed_trace_id_}});
     if (!SleepUnlessStopped(backoff)) return false;
     backoff = std::min(backoff * 2, options_.max_backoff);
   }
@@ -113,6 +116,8 @@ absl::Status DeliveryProcessor::ProcessBatch(const std::vector<kafka::Record>& r
   // rules may derive from, which must see every earlier event applied) ends
   // the run and goes through `Process` alone.
   std::vector<CaseEvent> run;
+  // The span of each event in `run`: this hop, in the record's trace.
+  std::vector<TraceContext> run_traces;
   for (const kafka::Record& record : records) {
     absl::StatusOr<CaseEvent> event = kafka::DecodeCaseEventRecord(record);
     if (event.ok() && event->municipality() != options_.municipality) {
@@ -126,21 +131,25 @@ absl::Status DeliveryProcessor::ProcessBatch(const std::vector<kafka::Record>& r
           !options_.recipient_topics.contains(event->role_assignment().recipient()));
     if (ordinary) {
       run.push_back(*std::move(event));
+      run_traces.push_back(TraceContext::ChildOf(kafka::TraceContextOf(record)));
       continue;
     }
-    RETURN_IF_ERROR(ApplyAndPublish(run));
+    RETURN_IF_ERROR(ApplyAndPublish(run, run_traces));
     run.clear();
+    run_traces.clear();
     RETURN_IF_ERROR(Process(record));
   }
-  return ApplyAndPublish(run);
+  return ApplyAndPublish(run, run_traces);
 }
 
-absl::Status DeliveryProcessor::ApplyAndPublish(const std::vector<CaseEvent>& events) {
+absl::Status DeliveryProcessor::ApplyAndPublish(const std::vector<CaseEvent>& events,
+                                                const std::vector<TraceContext>& traces) {
   if (events.empty()) return absl::OkStatus();
   absl::StatusOr<std::vector<std::optional<std::vector<Delivery>>>> applied =
-      store_.ApplyBatch(events, clock_.Now());
+      store_.ApplyBatch(events, clock_.Now(), traces);
   RETURN_IF_ERROR(applied.status());
   std::vector<Delivery> pending;
+  std::vector<TraceContext> pending_traces;
   // An event applied earlier in this batch (a duplicate record) has its
   // deliveries here already.
   std::set<std::string> fresh;
@@ -149,26 +158,38 @@ absl::Status DeliveryProcessor::ApplyAndPublish(const std::vector<CaseEvent>& ev
     if (deliveries.has_value()) {
       metrics::EventConsumed(events[i].type());
       fresh.insert(events[i].id());
-      for (Delivery& delivery : *deliveries) pending.push_back(std::move(delivery));
+      for (Delivery& delivery : *deliveries) {
+        pending.push_back(std::move(delivery));
+        pending_traces.push_back(traces[i]);
+      }
       continue;
     }
     if (fresh.contains(events[i].id())) continue;
     // Applied before (consumed again): those of its deliveries not yet
-    // durable.
-    ASSIGN_OR_RETURN(std::vector<Delivery> leftover, store_.PendingDeliveriesOf(events[i].id()));
-    for (Delivery& delivery : leftover) pending.push_back(std::move(delivery));
+    // durable, with the trace they were stored with.
+    std::vector<TraceContext> leftover_traces;
+    ASSIGN_OR_RETURN(std::vector<Delivery> leftover,
+                     store_.PendingDeliveriesOf(events[i].id(), &leftover_traces));
+    for (size_t j = 0; j < leftover.size(); ++j) {
+      pending.push_back(std::move(leftover[j]));
+      pending_traces.push_back(leftover_traces[j]);
+    }
   }
-  return PublishBatch(pending);
+  return PublishBatch(pending, pending_traces);
 }
 
 absl::Status DeliveryProcessor::Process(const kafka::Record& record) {
+  // This hop's span, in the trace the record carries (or a new one).
+  const TraceContext incoming = kafka::TraceContextOf(record);
+  const TraceContext span = TraceContext::ChildOf(incoming);
   absl::StatusOr<CaseEvent> event = kafka::DecodeCaseEventRecord(record);
   if (!event.ok()) {
     // The message names topic, partition, offset and the reason only.
     RETURN_IF_ERROR(DeadLetter(record, event.status().message()));
     ++undecodable_;
     LogWarning("undecodable record dead-lettered",
-               {{"error", std::string(event.status().message())}});
+               {{"error", std::string(event.status().message())},
+                {"trace_id", incoming.trace_id()}});
     return absl::OkStatus();
   }
   // Another municipality's instance handles it: the expected case on a
@@ -180,7 +201,8 @@ absl::Status DeliveryProcessor::Process(const kafka::Record& record) {
   if (absl::Status usable = ValidateCaseEvent(*event); !usable.ok()) {
     RETURN_IF_ERROR(DeadLetter(record, usable.message()));
     ++skipped_;
-    LogWarning("unusable case event dead-lettered", {{"error", std::string(usable.message())}});
+    LogWarning("unusable case event dead-lettered",
+               {{"error", std::string(usable.message())}, {"trace_id", incoming.trace_id()}});
     return absl::OkStatus();
   }
   if (event->has_role_assignment() &&
@@ -190,24 +212,31 @@ absl::Status DeliveryProcessor::Process(const kafka::Record& record) {
     LogWarning("role event for an unknown recipient dead-lettered",
                {{"event_id", event->id()},
                 {"subject", event->subject()},
-                {"recipient", event->role_assignment().recipient()}});
+                {"recipient", event->role_assignment().recipient()},
+                {"trace_id", incoming.trace_id()}});
     return absl::OkStatus();
   }
-  RETURN_IF_ERROR(Derive(*event));
-  absl::StatusOr<std::vector<Delivery>> deliveries = store_.Apply(*event, clock_.Now());
+  if (absl::Status derived = Derive(*event, span); !derived.ok()) {
+    failed_trace_id_ = span.trace_id();
+    return derived;
+  }
+  absl::StatusOr<std::vector<Delivery>> deliveries = store_.Apply(*event, clock_.Now(), span);
   if (absl::IsInvalidArgument(deliveries.status())) {
     RETURN_IF_ERROR(DeadLetter(record, deliveries.status().message()));
     ++skipped_;
     LogWarning("unusable case event dead-lettered",
-               {{"error", std::string(deliveries.status().message())}});
+               {{"error", std::string(deliveries.status().message())},
+                {"trace_id", incoming.trace_id()}});
     return absl::OkStatus();
   }
   RETURN_IF_ERROR(deliveries.status());
   metrics::EventConsumed(event->type());
   // This event's deliveries still pending: all of them when just applied;
-  // after a crash or a failed publish, those not yet durable.
-  ASSIGN_OR_RETURN(std::vector<Delivery> pending, store_.PendingDeliveriesOf(event->id()));
-  return PublishBatch(pending);
+  // after a crash or a failed publish, those not yet durable — each with the
+  // trace it was stored with.
+  std::vector<TraceContext> traces;
+  ASSIGN_OR_RETURN(std::vector<Delivery> pending, store_.PendingDeliveriesOf(event->id(), &traces));
+  return PublishBatch(pending, traces);
 }
 
 absl::Status DeliveryProcessor::DeadLetter(const kafka::Record& record,
@@ -234,7 +263,7 @@ absl::Status DeliveryProcessor::DeadLetter(const kafka::Record& record,
   return absl::OkStatus();
 }
 
-absl::Status DeliveryProcessor::Derive(const CaseEvent& event) {
+absl::Status DeliveryProcessor::Derive(const CaseEvent& event, const TraceContext& trace) {
   // The case rules derive nothing from most events; for those, neither the
   // store nor the case's history is read (`RulesMayDeriveFrom`).
   const bool default_rules = !options_.derive;
@@ -252,20 +281,24 @@ absl::Status DeliveryProcessor::Derive(const CaseEvent& event) {
   const std::vector<DerivedEvent> derived = options_.derive
                                                 ? options_.derive(history, event)
                                                 : DeriveFromEvent(history, event, options_.load);
-  ASSIGN_OR_RETURN(const int recorded, RecordDerivedEvents(recorder_, event.subject(), derived));
+  ASSIGN_OR_RETURN(const int recorded,
+                   RecordDerivedEvents(recorder_, event.subject(), derived, trace));
   derived_recorded_ += recorded;
   return absl::OkStatus();
 }
 
 absl::Status DeliveryProcessor::PublishPending() {
   while (true) {
-    ASSIGN_OR_RETURN(std::vector<Delivery> pending, store_.PendingDeliveries(options_.batch_size));
+    std::vector<TraceContext> traces;
+    ASSIGN_OR_RETURN(std::vector<Delivery> pending,
+                     store_.PendingDeliveries(options_.batch_size, &traces));
     if (pending.empty()) return absl::OkStatus();
-    RETURN_IF_ERROR(PublishBatch(pending));
+    RETURN_IF_ERROR(PublishBatch(pending, traces));
   }
 }
 
-absl::Status DeliveryProcessor::PublishBatch(const std::vector<Delivery>& pending) {
+absl::Status DeliveryProcessor::PublishBatch(const std::vector<Delivery>& pending,
+                                             const std::vector<TraceContext>& traces) {
   if (pending.empty()) return absl::OkStatus();
   {
     std::vector<Delivery> done;
@@ -273,23 +306,29 @@ absl::Status DeliveryProcessor::PublishBatch(const std::vector<Delivery>& pendin
       const Delivery* delivery;
       std::future<absl::Status> outcome;
       std::optional<std::future<absl::Status>> audited;
+      const TraceContext* trace;
     };
     std::vector<Sent> sent;
     const absl::Time now = clock_.Now();
-    for (const Delivery& delivery : pending) {
+    const TraceContext none;
+    for (size_t i = 0; i < pending.size(); ++i) {
+      const Delivery& delivery = pending[i];
+      const TraceContext& trace = i < traces.size() ? traces[i] : none;
       auto topic = options_.recipient_topics.find(delivery.recipient());
       if (topic == options_.recipient_topics.end()) {
         LogError("delivery to an unconfigured recipient not sent",
                  {{"recipient", delivery.recipient()},
                   {"event_id", delivery.event().id()},
-                  {"stream_sequence", std::to_string(delivery.stream_sequence())}});
+                  {"stream_sequence", std::to_string(delivery.stream_sequence())},
+                  {"trace_id", trace.trace_id()}});
         done.push_back(delivery);
         continue;
       }
-      Sent& one = sent.emplace_back(
-          Sent{&delivery, publisher_.Send(DeliveryRecord(topic->second, delivery)), std::nullopt});
+      Sent& one = sent.emplace_back(Sent{
+          &delivery, publisher_.Send(DeliveryRecord(topic->second, delivery, trace)), std::nullopt,
+          &trace});
       if (options_.audit != nullptr) {
-        one.audited = options_.audit->Send(DeliveryAuditRecord(delivery, now), now);
+        one.audited = options_.audit->Send(DeliveryAuditRecord(delivery, now), now, trace);
       }
     }
 
@@ -304,7 +343,7 @@ absl::Status DeliveryProcessor::PublishBatch(const std::vector<Delivery>& pendin
                  ? outcome.get()
                  : absl::UnavailableError("kafka: delivery not known to be durable (timeout)");
     };
-    for (auto& [delivery, outcome, audited] : sent) {
+    for (auto& [delivery, outcome, audited, trace] : sent) {
       absl::Status status = outcome_of(outcome);
       if (audited.has_value()) {
         absl::Status audit_status = outcome_of(*audited);
@@ -320,6 +359,7 @@ absl::Status DeliveryProcessor::PublishBatch(const std::vector<Delivery>& pendin
         first_error = absl::Status(
             status.code(), absl::StrCat("publishing to ", delivery->recipient(), ": ",
                                         status.message()));
+        failed_trace_id_ = trace->trace_id();
       }
     }
     // Durable deliveries are marked even when others failed, so a retry does

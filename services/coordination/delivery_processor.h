@@ -71,6 +71,14 @@
 // "minimal"); the key is the subject. Each delivery's audit record goes to
 // the audit topic alongside it (audit_log.h).
 //
+// Tracing (W3C Trace Context, docs/adr/0022-w3c-trace-context.md). Handling
+// one canonical record is one span, a child of the trace the record carries
+// (`kafka::TraceContextOf`; a new trace if it carries none). Its deliveries
+// are stored with that span's context and carry it on the recipients'
+// topics, as do their audit records; the events derived from the record are
+// recorded with it, so they continue the trace. A poison record's
+// dead-letter copy keeps every original header, the trace headers included.
+//
 // Thread safety: `Start` and `Stop` are called from one thread.
 // `PublishPending` and `Process` are for tests and must not run while the
 // thread runs.
@@ -164,9 +172,11 @@ inline constexpr char kDeadLetterReasonHeader[] = "casebridge_dlq_reason";
 inline constexpr char kDeadLetterSourceHeader[] = "casebridge_dlq_source";
 inline constexpr char kDeadLetterConsumerHeader[] = "casebridge_dlq_consumer";
 
-// Builds the record of `delivery` on `topic`.
+// Builds the record of `delivery` on `topic`, with the trace headers of
+// `trace` (none if it is not valid).
 kafka::Record DeliveryRecord(const std::string& topic,
-                             const casebridge::coordination::v1::Delivery& delivery);
+                             const casebridge::coordination::v1::Delivery& delivery,
+                             const TraceContext& trace = {});
 
 class DeliveryProcessor {
  public:
@@ -212,18 +222,21 @@ class DeliveryProcessor {
 
  private:
   void Run();
-  // Applies `events` in one transaction and publishes their pending
-  // deliveries (those of events applied before included).
-  absl::Status ApplyAndPublish(const std::vector<casebridge::events::v1::CaseEvent>& events);
+  // Applies `events` in one transaction, each with its span `traces[i]`,
+  // and publishes their pending deliveries (those of events applied before
+  // included).
+  absl::Status ApplyAndPublish(const std::vector<casebridge::events::v1::CaseEvent>& events,
+                               const std::vector<TraceContext>& traces);
   // Records what the case rules derive from `event` unless it was applied
-  // before.
-  absl::Status Derive(const casebridge::events::v1::CaseEvent& event);
+  // before, in the span `trace`.
+  absl::Status Derive(const casebridge::events::v1::CaseEvent& event, const TraceContext& trace);
   // Copies a poison record to the dead-letter topic (if configured) and
   // counts it; OK once the copy is durable.
   absl::Status DeadLetter(const kafka::Record& record, absl::string_view reason);
-  // Publishes `pending` and marks the durable ones published; the first
-  // publishing error, or a store error.
-  absl::Status PublishBatch(const std::vector<casebridge::coordination::v1::Delivery>& pending);
+  // Publishes `pending`, each with its trace `traces[i]`, and marks the
+  // durable ones published; the first publishing error, or a store error.
+  absl::Status PublishBatch(const std::vector<casebridge::coordination::v1::Delivery>& pending,
+                            const std::vector<TraceContext>& traces);
   // Retries `step` with backoff until it succeeds (true) or `Stop` (false).
   template <typename Step>
   bool RetryUntilDone(const char* what, Step step);
@@ -247,6 +260,10 @@ class DeliveryProcessor {
   std::atomic<int64_t> deliveries_published_{0};
   std::atomic<int64_t> publish_failures_{0};
   std::atomic<int64_t> dead_lettered_{0};
+
+  // The trace id of the delivery whose publishing failed last, for the log
+  // line of the retry. Used by the processing thread only.
+  std::string failed_trace_id_;
 
   mutable std::mutex mu_;
   std::condition_variable stop_requested_;

@@ -8,6 +8,7 @@ namespace casebridge::coordination {
 
 absl::StatusOr<int> RecordDerivedEvents(
     EventRecorder& recorder, const std::string& subject, const std::vector<DerivedEvent>& derived,
+    const TraceContext& trace,
     const std::function<void(const casebridge::events::v1::CaseEvent&)>& on_recorded) {
   int recorded = 0;
   for (const DerivedEvent& item : derived) {
@@ -19,7 +20,7 @@ absl::StatusOr<int> RecordDerivedEvents(
     } else {
       const RecordRequest request{item.idempotency_key, subject,
                                   absl::StrCat("derived\n", item.idempotency_key),
-                                  "idempotency_key"};
+                                  "idempotency_key", trace};
       outcome = recorder.Record(request, [&]() -> absl::StatusOr<ActionResult> {
         ActionResult result;
         result.event = item.event;
@@ -40,7 +41,8 @@ absl::StatusOr<int> RecordDerivedEvents(
       LogError("derived event not recordable; skipped",
                {{"subject", subject},
                 {"payload", std::to_string(static_cast<int>(item.event.payload_case()))},
-                {"error", std::string(outcome.status().message())}});
+                {"error", std::string(outcome.status().message())},
+                {"trace_id", trace.trace_id()}});
       continue;
     }
     return outcome.status();

@@ -32,8 +32,13 @@ namespace casebridge::coordination {
 // The idempotency key alone is the request fingerprint: a rule that derives
 // the same situation with slightly different content later (e.g. a newer
 // `since`) replays the first event rather than failing.
+//
+// Each event is recorded with `trace`: the span of the coordination hop that
+// handles the event they derive from, so that they continue its trace. Not
+// valid (watchdog runs): each event starts a new trace.
 absl::StatusOr<int> RecordDerivedEvents(EventRecorder& recorder, const std::string& subject,
                                         const std::vector<DerivedEvent>& derived,
+                                        const TraceContext& trace = {},
     const std::function<void(const casebridge::events::v1::CaseEvent&)>& on_recorded = nullptr);
 
 }  // namespace casebridge::coordination

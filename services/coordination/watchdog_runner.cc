@@ -68,9 +68,11 @@ absl::StatusOr<int> WatchdogRunner::RunOnce() {
     } else {
       const std::vector<DerivedEvent> alerts =
           check_ ? check_(*history, now) : CheckWatchdogs(*history, now, watchdogs_);
-      count = RecordDerivedEvents(recorder_, subject, alerts, [](const casebridge::events::v1::CaseEvent& fired) {
-        metrics::WatchdogFired(fired.type());
-      });
+      // No trace given: each firing starts a new trace.
+      count = RecordDerivedEvents(recorder_, subject, alerts, TraceContext{},
+                                  [](const casebridge::events::v1::CaseEvent& fired) {
+                                    metrics::WatchdogFired(fired.type());
+                                  });
     }
     if (count.ok()) {
       recorded += *count;

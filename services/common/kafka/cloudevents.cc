@@ -1,5 +1,6 @@
 #include "services/common/kafka/cloudevents.h"
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/time/time.h"
@@ -43,13 +44,39 @@ std::vector<Header> CloudEventHeaders(const CaseEvent& event) {
   return headers;
 }
 
-Record CaseEventRecord(const std::string& topic, const CaseEvent& event) {
+Record CaseEventRecord(const std::string& topic, const CaseEvent& event,
+                       const TraceContext& trace) {
   Record record;
   record.topic = topic;
   record.key = event.subject();
   event.SerializeToString(&record.value);
   record.headers = CloudEventHeaders(event);
+  AppendTraceHeaders(trace, record.headers);
   return record;
+}
+
+void AppendTraceHeaders(const TraceContext& trace, std::vector<Header>& headers) {
+  if (!trace.valid()) return;
+  const std::string traceparent = trace.traceparent();
+  headers.push_back({kTraceparentKey, traceparent});
+  if (!trace.tracestate().empty()) headers.push_back({kTracestateKey, trace.tracestate()});
+  headers.push_back({kCeTraceparentHeader, traceparent});
+  if (!trace.tracestate().empty()) headers.push_back({kCeTracestateHeader, trace.tracestate()});
+}
+
+TraceContext TraceContextOf(const Record& record) {
+  const auto extract = [&record](absl::string_view parent_key, absl::string_view state_key) {
+    std::vector<absl::string_view> traceparents;
+    std::vector<absl::string_view> tracestates;
+    for (const Header& header : record.headers) {
+      if (absl::EqualsIgnoreCase(header.key, parent_key)) traceparents.push_back(header.value);
+      if (absl::EqualsIgnoreCase(header.key, state_key)) tracestates.push_back(header.value);
+    }
+    return TraceContext::Extract(traceparents, tracestates);
+  };
+  TraceContext trace = extract(kTraceparentKey, kTracestateKey);
+  if (!trace.valid()) trace = extract(kCeTraceparentHeader, kCeTracestateHeader);
+  return trace;
 }
 
 absl::StatusOr<CaseEvent> DecodeCaseEventRecord(const Record& record) {

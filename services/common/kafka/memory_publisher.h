@@ -38,6 +38,11 @@ class MemoryPublisher final : public Publisher {
     std::lock_guard<std::mutex> lock(mu_);
     return records_;
   }
+  // Forgets what was published so far.
+  void Clear() {
+    std::lock_guard<std::mutex> lock(mu_);
+    records_.clear();
+  }
 
  private:
   mutable std::mutex mu_;

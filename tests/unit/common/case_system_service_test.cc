@@ -13,6 +13,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -522,6 +523,73 @@ class CaseSystemServiceTest : public ::testing::TestWithParam<SystemUnderTest> {
 INSTANTIATE_TEST_SUITE_P(Systems, CaseSystemServiceTest,
                          ::testing::Values(JobCentre(), Social(), Health()),
                          [](const auto& info) { return info.param.name; });
+
+// ---------------------------------------------------------------------------
+// W3C trace context from the call's metadata (docs/adr/0022-w3c-trace-context.md)
+
+constexpr char kCallerTraceparent[] = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+constexpr char kCallerTracestate[] = "congo=t61rcWkgMzE";
+
+std::unique_ptr<grpc::ClientContext> TracedContext(const std::string& traceparent,
+                                                   const std::string& tracestate) {
+  auto context = std::make_unique<grpc::ClientContext>();
+  context->set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
+  context->AddMetadata("traceparent", traceparent);
+  if (!tracestate.empty()) context->AddMetadata("tracestate", tracestate);
+  return context;
+}
+
+TEST_P(CaseSystemServiceTest, RecordingRpcRecordsItsEventInASpanOfTheCallersTrace) {
+  RecordResponse response;
+  ASSERT_THAT(stub_->RecordDecision(TracedContext(kCallerTraceparent, kCallerTracestate).get(),
+                                    Refusal("traced-1"), &response),
+              GrpcStatusIs(grpc::OK, ""));
+  ASSERT_THAT(publisher_.records(), SizeIs(1));
+  const TraceContext published = kafka::TraceContextOf(publisher_.records()[0]);
+  EXPECT_EQ(published.trace_id(), "4bf92f3577b34da6a3ce929d0e0e4736");
+  EXPECT_NE(published.parent_id(), "00f067aa0ba902b7");
+  EXPECT_EQ(published.flags(), 0x01);
+  EXPECT_EQ(published.tracestate(), kCallerTracestate);
+}
+
+TEST_P(CaseSystemServiceTest, InvalidTraceparentMetadataStartsANewTraceAndIsNoError) {
+  RecordResponse response;
+  ASSERT_THAT(stub_->RecordDecision(
+                  TracedContext("00-4BF92F3577B34DA6A3CE929D0E0E4736-00F067AA0BA902B7-01",
+                                kCallerTracestate)
+                      .get(),
+                  Refusal("traced-1"), &response),
+              GrpcStatusIs(grpc::OK, ""));
+  ASSERT_THAT(publisher_.records(), SizeIs(1));
+  const TraceContext published = kafka::TraceContextOf(publisher_.records()[0]);
+  EXPECT_TRUE(published.valid());
+  EXPECT_NE(published.trace_id(), "4bf92f3577b34da6a3ce929d0e0e4736");
+  EXPECT_EQ(published.tracestate(), "");
+}
+
+TEST_P(CaseSystemServiceTest, ImportRecordsEachRequestInItsOwnSpanOfTheStreamsTrace) {
+  auto context = TracedContext(kCallerTraceparent, "");
+  auto stream = stub_->Import(context.get());
+  for (int i = 0; i < 3; ++i) {
+    recording::v1::ImportRequest request;
+    *request.mutable_record_decision() = Refusal(absl::StrCat("import-", i));
+    ASSERT_TRUE(stream->Write(request));
+  }
+  ASSERT_TRUE(stream->WritesDone());
+  recording::v1::ImportResult result;
+  while (stream->Read(&result)) {
+  }
+  ASSERT_THAT(stream->Finish(), GrpcStatusIs(grpc::OK, ""));
+  ASSERT_THAT(publisher_.records(), SizeIs(3));
+  std::set<std::string> spans;
+  for (const kafka::Record& record : publisher_.records()) {
+    const TraceContext published = kafka::TraceContextOf(record);
+    EXPECT_EQ(published.trace_id(), "4bf92f3577b34da6a3ce929d0e0e4736");
+    spans.insert(published.parent_id());
+  }
+  EXPECT_EQ(spans.size(), 3u);
+  EXPECT_FALSE(spans.contains("00f067aa0ba902b7"));
+}
 
 // ---------------------------------------------------------------------------
 // RecordDecision

@@ -217,5 +217,65 @@ TEST_F(CloudEventsTest, DecodeErrorNamesWhereTheRecordCameFrom) {
                        HasSubstr("casebridge.case-events.v1/2@17")));
 }
 
+// W3C Trace Context on the record (docs/adr/0022-w3c-trace-context.md).
+constexpr char kTraceparent[] = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+
+TEST_F(CloudEventsTest, NoTraceHeadersWithoutATrace) {
+  const Record record = CaseEventRecord(kTopic, event_);
+  for (const char* key : {"traceparent", "tracestate", "ce_traceparent", "ce_tracestate"}) {
+    EXPECT_EQ(HeaderOf(record, key), std::nullopt) << key;
+  }
+}
+
+TEST_F(CloudEventsTest, TraceTravelsAsW3cAndCloudEventsHeaders) {
+  const TraceContext trace = *TraceContext::Parse(kTraceparent, "rojo=00f067aa0ba902b7");
+  const Record record = CaseEventRecord(kTopic, event_, trace);
+  EXPECT_THAT(HeaderOf(record, "traceparent"), Optional(Eq(kTraceparent)));
+  EXPECT_THAT(HeaderOf(record, "ce_traceparent"), Optional(Eq(kTraceparent)));
+  EXPECT_THAT(HeaderOf(record, "tracestate"), Optional(Eq("rojo=00f067aa0ba902b7")));
+  EXPECT_THAT(HeaderOf(record, "ce_tracestate"), Optional(Eq("rojo=00f067aa0ba902b7")));
+  for (const Header& h : record.headers) EXPECT_EQ(HeaderCount(record, h.key), 1) << h.key;
+  // The trace headers do not disturb decoding.
+  EXPECT_OK(DecodeCaseEventRecord(record));
+}
+
+TEST_F(CloudEventsTest, NoTracestateHeadersForAnEmptyTracestate) {
+  const Record record = CaseEventRecord(kTopic, event_, *TraceContext::Parse(kTraceparent));
+  EXPECT_EQ(HeaderOf(record, "tracestate"), std::nullopt);
+  EXPECT_EQ(HeaderOf(record, "ce_tracestate"), std::nullopt);
+}
+
+TEST_F(CloudEventsTest, TraceContextOfReadsBackWhatWasWritten) {
+  const TraceContext trace = *TraceContext::Parse(kTraceparent, "congo=t61rcWkgMzE");
+  EXPECT_EQ(TraceContextOf(CaseEventRecord(kTopic, event_, trace)), trace);
+  EXPECT_FALSE(TraceContextOf(CaseEventRecord(kTopic, event_)).valid());
+}
+
+TEST_F(CloudEventsTest, TraceContextOfFallsBackToTheCloudEventsExtension) {
+  Record record = CaseEventRecord(kTopic, event_);
+  record.headers.push_back({"ce_traceparent", kTraceparent});
+  record.headers.push_back({"ce_tracestate", "congo=t61rcWkgMzE"});
+  const TraceContext trace = TraceContextOf(record);
+  EXPECT_EQ(trace.traceparent(), kTraceparent);
+  EXPECT_EQ(trace.tracestate(), "congo=t61rcWkgMzE");
+  // An unusable `traceparent` does not hide a good `ce_traceparent`.
+  record.headers.push_back({"traceparent", "00-zz"});
+  EXPECT_EQ(TraceContextOf(record).traceparent(), kTraceparent);
+}
+
+TEST_F(CloudEventsTest, TraceContextOfMatchesHeaderNamesInAnyCase) {
+  Record record = CaseEventRecord(kTopic, event_);
+  record.headers.push_back({"TraceParent", kTraceparent});
+  EXPECT_EQ(TraceContextOf(record).traceparent(), kTraceparent);
+}
+
+TEST_F(CloudEventsTest, TraceContextOfIgnoresAnInvalidTraceparent) {
+  Record record = CaseEventRecord(kTopic, event_);
+  record.headers.push_back(
+      {"traceparent", "00-00000000000000000000000000000000-00f067aa0ba902b7-01"});
+  record.headers.push_back({"tracestate", "foo=1"});
+  EXPECT_FALSE(TraceContextOf(record).valid());
+}
+
 }  // namespace
 }  // namespace casebridge::kafka

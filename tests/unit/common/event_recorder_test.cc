@@ -22,6 +22,8 @@
 #include "services/common/event_ids.h"
 #include "services/common/kafka/cloudevents.h"
 #include "services/common/kafka/memory_publisher.h"
+#include "services/common/sql.h"
+#include "services/common/trace_context.h"
 #include "tests/support/status_matchers.h"
 #include "tests/support/test_env.h"
 
@@ -74,8 +76,10 @@ class EventRecorderTest : public ::testing::Test {
   // counts its calls and returns record id "A-<n>".
   absl::StatusOr<RecordOutcome> Record(const std::string& key,
                                        const std::string& subject = kSubject,
-                                       const std::string& fingerprint = "request-1") {
-    return recorder_->Record(RecordRequest{key, subject, fingerprint},
+                                       const std::string& fingerprint = "request-1",
+                                       const TraceContext& trace = {}) {
+    return recorder_->Record(RecordRequest{key, subject, fingerprint, "context.idempotency_key",
+                                           trace},
                              [&]() -> absl::StatusOr<ActionResult> {
                                ++action_calls_;
                                ActionResult result;
@@ -468,6 +472,195 @@ TEST_F(EventRecorderTest, DrainPendingFailureIsUnavailableAndKeepsTheEventPendin
   EXPECT_THAT(recorder_->DrainPending(), StatusIs(absl::StatusCode::kUnavailable));
   EXPECT_EQ(recorder_->DrainPending().value(), 1);
   EXPECT_THAT(PublishedSequences(), ElementsAre(1u));
+}
+
+// The W3C trace context an event was recorded under travels with it through
+// the ledger (docs/adr/0022-w3c-trace-context.md).
+const TraceContext kCallSpan =
+    *TraceContext::Parse("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+                         "rojo=00f067aa0ba902b7,congo=t61rcWkgMzE");
+
+TEST_F(EventRecorderTest, EventIsPublishedWithTheTraceItWasRecordedUnder) {
+  ASSERT_OK(Record("key-1", kSubject, "request-1", kCallSpan));
+  ASSERT_THAT(publisher_.records(), SizeIs(1));
+  const kafka::Record record = publisher_.records()[0];
+  EXPECT_EQ(record.HeaderValue("traceparent"), kCallSpan.traceparent());
+  EXPECT_EQ(record.HeaderValue("ce_traceparent"), kCallSpan.traceparent());
+  EXPECT_EQ(record.HeaderValue("tracestate"), "rojo=00f067aa0ba902b7,congo=t61rcWkgMzE");
+  EXPECT_EQ(kafka::TraceContextOf(record), kCallSpan);
+}
+
+TEST_F(EventRecorderTest, EventRecordedWithoutATraceStartsANewOne) {
+  ASSERT_OK(Record("key-1"));
+  ASSERT_OK(Record("key-2"));
+  ASSERT_THAT(publisher_.records(), SizeIs(2));
+  const TraceContext first = kafka::TraceContextOf(publisher_.records()[0]);
+  const TraceContext second = kafka::TraceContextOf(publisher_.records()[1]);
+  EXPECT_TRUE(first.valid());
+  EXPECT_TRUE(first.sampled());
+  EXPECT_EQ(first.tracestate(), "");
+  EXPECT_TRUE(second.valid());
+  EXPECT_NE(first.trace_id(), second.trace_id());
+}
+
+TEST_F(EventRecorderTest, TraceSurvivesTheOutboxToTheDrain) {
+  publisher_.FailNext(absl::UnavailableError("broker down"));
+  ASSERT_THAT(Record("key-1", kSubject, "request-1", kCallSpan),
+              StatusIs(absl::StatusCode::kUnavailable));
+  ASSERT_THAT(publisher_.records(), IsEmpty());
+
+  EXPECT_EQ(recorder_->DrainPending().value(), 1);
+  ASSERT_THAT(publisher_.records(), SizeIs(1));
+  EXPECT_EQ(kafka::TraceContextOf(publisher_.records()[0]), kCallSpan);
+}
+
+TEST_F(EventRecorderTest, TraceSurvivesARestartWhileTheEventIsPending) {
+  publisher_.FailNext(absl::UnavailableError("broker down"));
+  ASSERT_THAT(Record("key-1", kSubject, "request-1", kCallSpan),
+              StatusIs(absl::StatusCode::kUnavailable));
+  Reopen();
+  EXPECT_EQ(recorder_->DrainPending().value(), 1);
+  ASSERT_THAT(publisher_.records(), SizeIs(1));
+  EXPECT_EQ(publisher_.records()[0].HeaderValue("traceparent"), kCallSpan.traceparent());
+  EXPECT_EQ(publisher_.records()[0].HeaderValue("tracestate"), kCallSpan.tracestate());
+}
+
+TEST_F(EventRecorderTest, RetryWithTheSameKeyPublishesTheFirstCallsTrace) {
+  publisher_.FailNext(absl::UnavailableError("broker down"));
+  ASSERT_THAT(Record("key-1", kSubject, "request-1", kCallSpan),
+              StatusIs(absl::StatusCode::kUnavailable));
+  const TraceContext retry_span = TraceContext::NewRoot();
+  absl::StatusOr<RecordOutcome> retry = Record("key-1", kSubject, "request-1", retry_span);
+  ASSERT_OK(retry);
+  EXPECT_TRUE(retry->replayed);
+  ASSERT_THAT(publisher_.records(), SizeIs(1));
+  EXPECT_EQ(kafka::TraceContextOf(publisher_.records()[0]), kCallSpan);
+}
+
+TEST_F(EventRecorderTest, EarlierPendingEventGoesOutWithItsOwnTrace) {
+  // The first event stays pending; the second call publishes it first, each
+  // with the trace it was recorded under.
+  publisher_.FailNext(absl::UnavailableError("broker down"));
+  ASSERT_THAT(Record("key-1", kSubject, "request-1", kCallSpan),
+              StatusIs(absl::StatusCode::kUnavailable));
+  const TraceContext second_span = kCallSpan.Child();
+  ASSERT_OK(Record("key-2", kSubject, "request-2", second_span));
+  ASSERT_THAT(publisher_.records(), SizeIs(2));
+  EXPECT_EQ(kafka::TraceContextOf(publisher_.records()[0]), kCallSpan);
+  EXPECT_EQ(kafka::TraceContextOf(publisher_.records()[1]), second_span);
+}
+
+// A ledger as the recorder created it before it kept traces, with one event
+// still pending.
+class LegacyLedgerTest : public EventRecorderTest {
+ protected:
+  // The ledger as the recorder created it before it kept traces, with one
+  // pending event.
+  void CreateLegacyLedger() {
+    absl::StatusOr<std::unique_ptr<sql::Database>> db =
+        sql::Database::Open(TestStore(dir_, "legacy-ledger.db"));
+    ASSERT_OK(db);
+    ASSERT_OK(sql::CreateSchema(**db, R"sql(
+CREATE TABLE IF NOT EXISTS ledger (
+  position        INTEGER PRIMARY KEY AUTOINCREMENT,
+  idempotency_key TEXT    NOT NULL UNIQUE,
+  event_id        TEXT    NOT NULL UNIQUE,
+  fingerprint     BLOB    NOT NULL,
+  subject         TEXT    NOT NULL,
+  sequence        INTEGER NOT NULL,
+  record_id       TEXT    NOT NULL,
+  event           BLOB    NOT NULL,
+  published       INTEGER NOT NULL DEFAULT 0,
+  UNIQUE (subject, sequence)
+);
+CREATE INDEX IF NOT EXISTS ledger_pending ON ledger (subject, sequence) WHERE published = 0;
+)sql"));
+    CaseEvent event;
+    event.set_id(EventIdFor(kSource, "old-key"));
+    event.set_source(kSource);
+    event.set_type("dk.casebridge.appointment.scheduled.v1");
+    event.set_subject(kSubject);
+    event.set_municipality("0751");
+    event.set_sequence(1);
+    event.set_idempotency_key("old-key");
+    event.mutable_appointment()->set_appointment_id("A-old");
+    event.mutable_appointment()->set_status(events::v1::APPOINTMENT_STATUS_SCHEDULED);
+    absl::StatusOr<sql::Statement> insert = (*db)->Prepare(
+        "INSERT INTO ledger (idempotency_key, event_id, fingerprint, subject, sequence, "
+        "record_id, event) VALUES ('old-key', ?1, ?2, ?3, 1, 'A-old', ?4)");
+    ASSERT_OK(insert);
+    insert->Bind(1, event.id());
+    insert->BindBlob(2, "fingerprint");
+    insert->Bind(3, kSubject);
+    insert->BindBlob(4, event.SerializeAsString());
+    ASSERT_OK(insert->Run());
+  }
+
+  void SetUp() override {
+    CreateLegacyLedger();
+    if (HasFatalFailure()) return;
+
+    RecorderOptions options;
+    options.topic = kTopic;
+    options.system = "jobcentre";
+    options.source_system = events::v1::SOURCE_SYSTEM_JOB_CENTRE;
+    options.municipality = "0751";
+    options.delivery_timeout = absl::Seconds(5);
+    absl::StatusOr<std::unique_ptr<EventRecorder>> recorder = EventRecorder::Create(
+        TestStore(dir_, "legacy-ledger.db"), options, publisher_, clock_);
+    ASSERT_OK(recorder);
+    recorder_ = *std::move(recorder);
+  }
+};
+
+TEST_F(LegacyLedgerTest, OpeningAddsTheTraceColumns) {
+  recorder_.reset();
+  absl::StatusOr<std::unique_ptr<sql::Database>> db =
+      sql::Database::Open(TestStore(dir_, "legacy-ledger.db"));
+  ASSERT_OK(db);
+  absl::StatusOr<sql::Statement> select =
+      (*db)->Prepare("SELECT traceparent, tracestate FROM ledger "
+                     "WHERE idempotency_key = 'old-key'");
+  ASSERT_OK(select);
+  absl::StatusOr<bool> row = select->Step();
+  ASSERT_OK(row);
+  ASSERT_TRUE(*row);
+  EXPECT_TRUE(select->ColumnIsNull(0));
+  EXPECT_TRUE(select->ColumnIsNull(1));
+}
+
+TEST_F(LegacyLedgerTest, AnEventRecordedBeforeIsPublishedWithoutTraceHeaders) {
+  EXPECT_EQ(recorder_->DrainPending().value(), 1);
+  ASSERT_THAT(publisher_.records(), SizeIs(1));
+  EXPECT_EQ(publisher_.records()[0].HeaderValue("ce_id"), EventIdFor(kSource, "old-key"));
+  EXPECT_EQ(publisher_.records()[0].HeaderValue("traceparent"), std::nullopt);
+  EXPECT_EQ(publisher_.records()[0].HeaderValue("ce_traceparent"), std::nullopt);
+}
+
+TEST_F(LegacyLedgerTest, NewEventsAfterTheMigrationCarryTheirTrace) {
+  // The old pending event goes first, then the new one with its trace.
+  absl::StatusOr<RecordOutcome> outcome = Record("key-1", kSubject, "request-1", kCallSpan);
+  ASSERT_OK(outcome);
+  EXPECT_EQ(outcome->event.sequence(), 2u);
+  ASSERT_THAT(publisher_.records(), SizeIs(2));
+  EXPECT_FALSE(kafka::TraceContextOf(publisher_.records()[0]).valid());
+  EXPECT_EQ(kafka::TraceContextOf(publisher_.records()[1]), kCallSpan);
+}
+
+TEST_F(LegacyLedgerTest, OpeningAMigratedLedgerAgainChangesNothing) {
+  ASSERT_OK(Record("key-1", kSubject, "request-1", kCallSpan));
+  recorder_.reset();
+  RecorderOptions options;
+  options.topic = kTopic;
+  options.system = "jobcentre";
+  options.source_system = events::v1::SOURCE_SYSTEM_JOB_CENTRE;
+  options.municipality = "0751";
+  absl::StatusOr<std::unique_ptr<EventRecorder>> reopened =
+      EventRecorder::Create(TestStore(dir_, "legacy-ledger.db"), options, publisher_, clock_);
+  ASSERT_OK(reopened);
+  absl::StatusOr<std::vector<CaseEvent>> listed = (*reopened)->ListEvents(kSubject, 0, 10);
+  ASSERT_OK(listed);
+  EXPECT_EQ(listed->size(), 2u);
 }
 
 }  // namespace

@@ -11,6 +11,8 @@
 #include "absl/time/time.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "services/common/sql.h"
+#include "services/common/trace_context.h"
 #include "tests/support/status_matchers.h"
 #include "tests/support/test_env.h"
 #include "tests/unit/coordination/test_events.h"
@@ -561,6 +563,116 @@ TEST_F(CoordinationStoreTest, OpeningTheStoreWhileAnotherInstanceAppliesSucceeds
   applier.join();
   EXPECT_GT(applied.load(), 0);
   EXPECT_EQ(failed.load(), 0);
+}
+
+// --- W3C trace context (docs/adr/0022-w3c-trace-context.md) ----------------
+
+const TraceContext kHopSpan =
+    *TraceContext::Parse("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+                         "congo=t61rcWkgMzE");
+
+TEST_F(CoordinationStoreTest, DeliveriesKeepTheTraceTheyWereAppliedWith) {
+  Apply(RoleEvent("r1", ROLE_COORDINATING_CASEWORKER, "aarhus-jobcenter"));
+  Apply(RoleEvent("r2", ROLE_MENTOR, "mentorhuset"));
+  ASSERT_THAT(store_->MarkPublished(Pending()), IsOk());
+  ASSERT_THAT(store_->Apply(DecisionEvent("d1"), kNow, kHopSpan), IsOk());
+
+  std::vector<TraceContext> traces;
+  auto pending = store_->PendingDeliveriesOf("d1", &traces);
+  ASSERT_THAT(pending, IsOk());
+  ASSERT_THAT(*pending, SizeIs(2));
+  EXPECT_THAT(traces, ElementsAre(kHopSpan, kHopSpan));
+
+  Reopen();
+  auto again = store_->PendingDeliveries(100, &traces);
+  ASSERT_THAT(again, IsOk());
+  EXPECT_THAT(Describe(*again), ElementsAre("aarhus-jobcenter/3/3/d1", "mentorhuset/2/2/d1"));
+  EXPECT_THAT(traces, ElementsAre(kHopSpan, kHopSpan));
+}
+
+TEST_F(CoordinationStoreTest, DeliveriesAppliedWithoutATraceHaveNone) {
+  Apply(RoleEvent("r1", ROLE_COORDINATING_CASEWORKER, "aarhus-jobcenter"));
+  std::vector<TraceContext> traces;
+  auto pending = store_->PendingDeliveries(100, &traces);
+  ASSERT_THAT(pending, IsOk());
+  ASSERT_THAT(traces, SizeIs(1));
+  EXPECT_FALSE(traces[0].valid());
+}
+
+TEST_F(CoordinationStoreTest, ApplyBatchStoresEachEventsOwnTrace) {
+  Apply(RoleEvent("r1", ROLE_COORDINATING_CASEWORKER, "aarhus-jobcenter"));
+  ASSERT_THAT(store_->MarkPublished(Pending()), IsOk());
+  const TraceContext other = TraceContext::NewRoot();
+  ASSERT_THAT(store_->ApplyBatch({DecisionEvent("d1"), DecisionEvent("d2"), DecisionEvent("d3")},
+                                 kNow, {kHopSpan, other}),
+              IsOk());
+  std::vector<TraceContext> traces;
+  auto pending = store_->PendingDeliveries(100, &traces);
+  ASSERT_THAT(pending, IsOk());
+  EXPECT_THAT(Describe(*pending), ElementsAre("aarhus-jobcenter/2/2/d1", "aarhus-jobcenter/3/3/d2",
+                                              "aarhus-jobcenter/4/4/d3"));
+  ASSERT_THAT(traces, SizeIs(3));
+  EXPECT_EQ(traces[0], kHopSpan);
+  EXPECT_EQ(traces[1], other);
+  EXPECT_FALSE(traces[2].valid());  // no trace given for it
+}
+
+// A store created before deliveries kept their trace: its `deliveries`
+// table has no trace columns, and one delivery is pending.
+TEST_F(CoordinationStoreTest, AStoreWithoutTraceColumnsIsMigratedOnOpen) {
+  const std::string path = TestStore(dir_, "legacy-coordination.db");
+  {
+    auto db = sql::Database::Open(path);
+    ASSERT_THAT(db, IsOk());
+    ASSERT_THAT(sql::CreateSchema(**db, R"sql(
+CREATE TABLE IF NOT EXISTS deliveries (
+  position        INTEGER PRIMARY KEY AUTOINCREMENT,
+  recipient       TEXT    NOT NULL,
+  stream_sequence INTEGER NOT NULL,
+  subject         TEXT    NOT NULL,
+  case_sequence   INTEGER NOT NULL,
+  event_id        TEXT    NOT NULL,
+  delivery        BLOB    NOT NULL,
+  published       INTEGER NOT NULL DEFAULT 0,
+  UNIQUE (recipient, stream_sequence),
+  UNIQUE (recipient, subject, case_sequence)
+);
+)sql"),
+                IsOk());
+    Delivery old;
+    old.set_recipient("aarhus-jobcenter");
+    old.set_subject(kSubject);
+    old.set_stream_sequence(1);
+    old.set_case_sequence(1);
+    *old.mutable_event() = DecisionEvent("d0");
+    auto insert = (*db)->Prepare(
+        "INSERT INTO deliveries (recipient, stream_sequence, subject, case_sequence, event_id, "
+        "delivery) VALUES ('aarhus-jobcenter', 1, ?1, 1, 'd0', ?2)");
+    ASSERT_THAT(insert, IsOk());
+    insert->Bind(1, kSubject);
+    insert->BindBlob(2, old.SerializeAsString());
+    ASSERT_THAT(insert->Run(), IsOk());
+  }
+
+  auto store = CoordinationStore::Open(path);
+  ASSERT_THAT(store, IsOk());
+  std::vector<TraceContext> traces;
+  auto pending = (*store)->PendingDeliveries(100, &traces);
+  ASSERT_THAT(pending, IsOk());
+  EXPECT_THAT(Describe(*pending), ElementsAre("aarhus-jobcenter/1/1/d0"));
+  ASSERT_THAT(traces, SizeIs(1));
+  EXPECT_FALSE(traces[0].valid());
+
+  // New deliveries keep their trace; opening again changes nothing.
+  ASSERT_THAT((*store)->Apply(RoleEvent("r1", ROLE_MENTOR, "mentorhuset"), kNow, kHopSpan),
+              IsOk());
+  store->reset();
+  auto reopened = CoordinationStore::Open(path);
+  ASSERT_THAT(reopened, IsOk());
+  auto of_r1 = (*reopened)->PendingDeliveriesOf("r1", &traces);
+  ASSERT_THAT(of_r1, IsOk());
+  EXPECT_THAT(Describe(*of_r1), ElementsAre("mentorhuset/1/1/r1"));
+  EXPECT_THAT(traces, ElementsAre(kHopSpan));
 }
 
 }  // namespace

@@ -582,5 +582,153 @@ TEST_F(DeliveryProcessorTest, AFailedBatchIsHandledAgainAndDeliversEachEventOnce
   EXPECT_EQ(processor_->stats().publish_failures, 1);
 }
 
+// --- W3C trace context (docs/adr/0022-w3c-trace-context.md) ----------------
+
+constexpr char kCallerTraceparent[] = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+constexpr char kCallerTraceId[] = "4bf92f3577b34da6a3ce929d0e0e4736";
+constexpr char kCallerParentId[] = "00f067aa0ba902b7";
+
+// `event`'s canonical record as the recorder publishes it in the caller's
+// trace.
+Record TracedRecord(const CaseEvent& event, const std::string& traceparent = kCallerTraceparent,
+                    const std::string& tracestate = "congo=t61rcWkgMzE") {
+  return kafka::CaseEventRecord(kCanonicalTopic, event,
+                                *TraceContext::Parse(traceparent, tracestate));
+}
+
+class DeliveryProcessorTraceTest : public DeliveryProcessorTest {
+ protected:
+  void SetUp() override {
+    DeliveryProcessorTest::SetUp();
+    options_.audit = &audit_;
+    MakeProcessor();
+    ASSERT_THAT(processor_->Process(CanonicalRecord(
+                    RoleEvent("r1", ROLE_COORDINATING_CASEWORKER, "aarhus-jobcenter"))),
+                IsOk());
+    ASSERT_THAT(processor_->Process(CanonicalRecord(RoleEvent("r2", ROLE_MENTOR, "mentorhuset"))),
+                IsOk());
+    publisher_.Clear();
+    audit_publisher_.Clear();
+  }
+
+  MemoryPublisher audit_publisher_;
+  AuditLog audit_{audit_publisher_, "audit", "0751", "/casebridge/coordination/0751"};
+};
+
+TEST_F(DeliveryProcessorTraceTest, DeliveriesAndTheirAuditRecordsCarryTheHopsSpanOfTheTrace) {
+  ASSERT_THAT(processor_->Process(TracedRecord(DecisionEvent("d1"))), IsOk());
+
+  ASSERT_THAT(publisher_.records(), SizeIs(2));
+  ASSERT_THAT(audit_publisher_.records(), SizeIs(2));
+  const TraceContext hop = kafka::TraceContextOf(publisher_.records()[0]);
+  EXPECT_EQ(hop.trace_id(), kCallerTraceId);
+  EXPECT_NE(hop.parent_id(), kCallerParentId);  // coordination's own span
+  EXPECT_EQ(hop.flags(), 0x01);
+  EXPECT_EQ(hop.tracestate(), "congo=t61rcWkgMzE");
+  for (const Record& record : publisher_.records()) {
+    EXPECT_EQ(record.HeaderValue("traceparent"), hop.traceparent()) << record.topic;
+    EXPECT_EQ(record.HeaderValue("ce_traceparent"), hop.traceparent()) << record.topic;
+    EXPECT_EQ(record.HeaderValue("tracestate"), "congo=t61rcWkgMzE") << record.topic;
+  }
+  for (const Record& record : audit_publisher_.records()) {
+    EXPECT_EQ(kafka::TraceContextOf(record), hop) << *record.HeaderValue("ce_id");
+  }
+}
+
+TEST_F(DeliveryProcessorTraceTest, ARecordWithoutATraceGetsANewOneForItsDeliveries) {
+  ASSERT_THAT(processor_->Process(CanonicalRecord(DecisionEvent("d1"))), IsOk());
+  ASSERT_THAT(publisher_.records(), SizeIs(2));
+  const TraceContext hop = kafka::TraceContextOf(publisher_.records()[0]);
+  EXPECT_TRUE(hop.valid());
+  EXPECT_EQ(kafka::TraceContextOf(publisher_.records()[1]), hop);
+  EXPECT_EQ(kafka::TraceContextOf(audit_publisher_.records()[0]), hop);
+}
+
+TEST_F(DeliveryProcessorTraceTest, AnInvalidTraceparentIsIgnoredNotAnError) {
+  Record record = CanonicalRecord(DecisionEvent("d1"));
+  record.headers.push_back(
+      {"traceparent", "00-00000000000000000000000000000000-00f067aa0ba902b7-01"});
+  record.headers.push_back({"tracestate", "congo=t61rcWkgMzE"});
+  ASSERT_THAT(processor_->Process(record), IsOk());
+  ASSERT_THAT(publisher_.records(), SizeIs(2));
+  const TraceContext hop = kafka::TraceContextOf(publisher_.records()[0]);
+  EXPECT_TRUE(hop.valid());
+  EXPECT_NE(hop.trace_id(), "00000000000000000000000000000000");
+  EXPECT_EQ(hop.tracestate(), "");  // not carried without a valid traceparent
+}
+
+TEST_F(DeliveryProcessorTraceTest, EachEventOfABatchKeepsItsOwnTrace) {
+  const std::string other = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-00";
+  ASSERT_THAT(processor_->ProcessBatch({TracedRecord(DecisionEvent("d1")),
+                                        TracedRecord(DecisionEvent("d2"), other, "")}),
+              IsOk());
+  std::vector<std::string> traces;
+  for (const Record& record : publisher_.records()) {
+    const TraceContext trace = kafka::TraceContextOf(record);
+    traces.push_back(*record.HeaderValue("ce_id") + ":" + trace.trace_id() + ":" +
+                     std::to_string(trace.flags()));
+  }
+  EXPECT_THAT(traces, ElementsAre("d1:4bf92f3577b34da6a3ce929d0e0e4736:1",
+                                  "d1:4bf92f3577b34da6a3ce929d0e0e4736:1",
+                                  "d2:0af7651916cd43dd8448eb211c80319c:0",
+                                  "d2:0af7651916cd43dd8448eb211c80319c:0"));
+}
+
+TEST_F(DeliveryProcessorTraceTest, ADeliveryPublishedLaterKeepsTheTraceItWasStoredWith) {
+  const Record record = TracedRecord(DecisionEvent("d1"));
+  publisher_.FailNext(absl::UnavailableError("broker down"));
+  EXPECT_THAT(processor_->Process(record), Not(IsOk()));
+  std::vector<TraceContext> stored;
+  auto pending = store_->PendingDeliveries(10, &stored);
+  ASSERT_THAT(pending, IsOk());
+  ASSERT_THAT(stored, SizeIs(1));
+  EXPECT_EQ(stored[0].trace_id(), kCallerTraceId);
+
+  // Consumed again (after a crash, or by the replica that took over): the
+  // stored span goes out, not a new one.
+  publisher_.Clear();
+  ASSERT_THAT(processor_->Process(record), IsOk());
+  ASSERT_THAT(publisher_.records(), SizeIs(1));
+  EXPECT_EQ(kafka::TraceContextOf(publisher_.records()[0]), stored[0]);
+}
+
+TEST_F(DeliveryProcessorTraceTest, PublishPendingSendsTheStoredTrace) {
+  const TraceContext span = TraceContext::NewRoot();
+  ASSERT_THAT(store_->Apply(DecisionEvent("d1"), clock_.Now(), span), IsOk());
+  ASSERT_THAT(processor_->PublishPending(), IsOk());
+  ASSERT_THAT(publisher_.records(), SizeIs(2));
+  EXPECT_EQ(kafka::TraceContextOf(publisher_.records()[0]), span);
+  EXPECT_EQ(kafka::TraceContextOf(audit_publisher_.records()[1]), span);
+}
+
+TEST_F(DeliveryProcessorTraceTest, DerivedEventsContinueTheTraceOfTheirEvent) {
+  DeriveWith([&](const CaseHistory&, const CaseEvent& event) {
+    if (!event.has_decision()) return std::vector<DerivedEvent>();
+    return std::vector<DerivedEvent>{ReplanningFor(event)};
+  });
+  ASSERT_THAT(processor_->Process(TracedRecord(DecisionEvent("d1"))), IsOk());
+  ASSERT_THAT(canonical_.records(), SizeIs(1));
+  const TraceContext derived = kafka::TraceContextOf(canonical_.records()[0]);
+  EXPECT_EQ(derived.trace_id(), kCallerTraceId);
+  EXPECT_NE(derived.parent_id(), kCallerParentId);
+  EXPECT_EQ(derived.tracestate(), "congo=t61rcWkgMzE");
+  // Recorded in the hop that delivered the decision.
+  ASSERT_THAT(publisher_.records(), SizeIs(2));
+  EXPECT_EQ(derived, kafka::TraceContextOf(publisher_.records()[0]));
+}
+
+TEST_F(DeliveryProcessorTraceTest, ADeadLetterCopyKeepsTheTraceHeaders) {
+  options_.dead_letter_topic = "dead-letters";
+  MakeProcessor();
+  Record poison = TracedRecord(RoleEvent("r3", ROLE_MENTOR, "nobody"));
+  ASSERT_THAT(processor_->Process(poison), IsOk());
+  ASSERT_THAT(publisher_.records(), SizeIs(1));
+  const Record copy = publisher_.records()[0];
+  EXPECT_EQ(copy.topic, "dead-letters");
+  EXPECT_EQ(copy.HeaderValue("traceparent"), kCallerTraceparent);
+  EXPECT_EQ(copy.HeaderValue("ce_traceparent"), kCallerTraceparent);
+  EXPECT_EQ(copy.HeaderValue("tracestate"), "congo=t61rcWkgMzE");
+}
+
 }  // namespace
 }  // namespace casebridge::coordination

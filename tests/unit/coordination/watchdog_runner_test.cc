@@ -195,5 +195,17 @@ TEST_F(WatchdogRunnerTest, DerivedEventWithTheSameKeyButNewerContentIsReplayedNo
   EXPECT_EQ(Published()[0].watchdog_alert().threshold_days(), 30);
 }
 
+TEST_F(WatchdogRunnerTest, EachFiringStartsANewTrace) {
+  auto runner = RunnerReportingNoContact();
+  clock_.Advance(absl::Hours(24 * 31));
+  ASSERT_THAT(runner->RunOnce(), IsOk());
+  ASSERT_THAT(canonical_.records(), SizeIs(2));
+  const TraceContext first = kafka::TraceContextOf(canonical_.records()[0]);
+  const TraceContext second = kafka::TraceContextOf(canonical_.records()[1]);
+  EXPECT_TRUE(first.valid());
+  EXPECT_TRUE(second.valid());
+  EXPECT_NE(first.trace_id(), second.trace_id());
+}
+
 }  // namespace
 }  // namespace casebridge::coordination
